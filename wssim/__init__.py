@@ -1,0 +1,34 @@
+"""wssim: why WebSocket connections close, and how to survive it.
+
+The real ``websockets`` library, running over a simulated network in virtual time::
+
+    import wssim
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    sim = wssim.Simulation(seed=0)
+    ...
+"""
+
+from __future__ import annotations
+
+from wssim.hosts import Host, HostState, current_host
+from wssim.network import Link
+from wssim.simulation import Simulation
+from wssim.trace import KINDS, Event, Table, Trace
+from wssim.world import ProcessFailed
+
+__all__ = [
+    "KINDS",
+    "Event",
+    "Host",
+    "HostState",
+    "Link",
+    "ProcessFailed",
+    "Simulation",
+    "Table",
+    "Trace",
+    "current_host",
+]
+
+__version__ = "0.1.0"

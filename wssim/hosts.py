@@ -1,0 +1,141 @@
+"""Hosts: where code runs.
+
+A host is a named machine of the simulated network. Code runs *on* a host: each task the
+host spawns carries the host in a context variable, so that ``connect()`` knows where a
+connection comes from, and a crash of the host can stop exactly the tasks that ran there.
+Every boot of a host is a new epoch; anything left over from an earlier epoch is dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import functools
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from wssim.world import World
+
+__all__ = ["Host", "HostState", "current_host"]
+
+T = TypeVar("T")
+
+# (host, boot epoch) of the code running now; None outside any host.
+_running_on: contextvars.ContextVar[tuple[Host, int] | None] = contextvars.ContextVar(
+    "wssim_running_on", default=None
+)
+
+
+def current_host() -> Host | None:
+    """Return the host the calling code runs on, or None outside a simulated host.
+
+    Code left over from before a crash (for example a ``finally`` clause of a cancelled
+    task) is not running on the host any more: for it this returns None.
+    """
+    running = _running_on.get()
+    if running is None:
+        return None
+    host, boot = running
+    return host if host.boot == boot and host.state is HostState.UP else None
+
+
+def running_on() -> tuple[Host, int] | None:
+    """Return ``(host, boot)`` of the calling code, even if that boot has ended."""
+    return _running_on.get()
+
+
+class HostState(enum.Enum):
+    """What a host is doing."""
+
+    UP = "up"
+    """Running: processes run, the network stack answers."""
+    CRASHED = "crashed"
+    """Its processes died; the OS closed their sockets and refuses new connections."""
+
+
+class Host:
+    """A machine on the simulated network. Create hosts with :meth:`Simulation.host`."""
+
+    def __init__(self, world: World, name: str) -> None:
+        self._world = world
+        self.name = name
+        self.state = HostState.UP
+        self.boot = 0
+        self._tasks: dict[asyncio.Task[Any], None] = {}
+        self._context = self._new_context()
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {self.state.value}>"
+
+    def _new_context(self) -> contextvars.Context:
+        context = contextvars.copy_context()
+        context.run(_running_on.set, (self, self.boot))
+        return context
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """Tasks running on this host now, oldest first."""
+        return [task for task in self._tasks if not task.done()]
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` as a process on this host and return its task.
+
+        The task starts when the simulation runs. Inside it, ``websockets`` connects from
+        and serves on this host.
+
+        Raises:
+            ValueError: if the host has crashed (call :meth:`restart` first).
+        """
+        if self.state is not HostState.UP:
+            coro.close()
+            raise ValueError(
+                f"host {self.name!r} has crashed: call restart() before spawning on it"
+            )
+        task = self._world.loop.create_task(coro, name=name, context=self._context.copy())
+        task.add_done_callback(functools.partial(self._world.process_done, self))
+        return task
+
+    def run_here(self, fn: Any, *args: Any) -> Any:
+        """Call ``fn(*args)`` as code running on this host (network callbacks use this)."""
+        return self._context.copy().run(fn, *args)
+
+    def _adopt(self, task: asyncio.Task[Any]) -> None:
+        self._tasks[task] = None
+        task.add_done_callback(self._tasks.pop)
+
+    def crash(self) -> None:
+        """Kill every process on this host now.
+
+        As when a process dies, the operating system closes its sockets: peers receive a
+        FIN, or an RST where data was waiting unread. Listening ports close, so new
+        connections are refused until :meth:`restart` and a new :meth:`spawn`.
+        """
+        self._world.crash_host(self)
+
+    def restart(self) -> None:
+        """Reboot this host: it comes back empty, ready for :meth:`spawn`.
+
+        A host that is still up is crashed first, as a reboot kills its processes.
+        """
+        if self.state is HostState.UP:
+            self._world.crash_host(self)
+        self.state = HostState.UP
+        self.boot += 1
+        self._context = self._new_context()
+        self._world.record_host_event(self, "restart")
+
+    def _kill_processes(self) -> None:
+        """Cancel every task of the current boot; they are never awaited by anyone."""
+        for task in list(self._tasks):
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_swallow)
+
+
+def _swallow(task: asyncio.Task[Any]) -> None:
+    # A process killed by a crash has nobody to report to: mark its outcome as retrieved
+    # so asyncio does not log "exception was never retrieved" for it.
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,874 @@
+"""A TCP-like network between simulated hosts.
+
+Connections carry bytes in order, each direction after the link's latency. The model keeps
+what the course needs from TCP and nothing more:
+
+- opening: SYN, SYN-ACK, ACK; refused (RST) when nothing listens; SYN retransmitted after
+  1, 2, 4, 8, 16 and 32 s when unanswered, then a timeout 127 s after the first SYN
+  (Linux, ``tcp_syn_retries = 6``);
+- data is retransmitted while the path is cut (RTO from 200 ms, doubling up to 120 s) and
+  delivered once it heals, unless the sender gives up first: after 924.6 s, the time Linux
+  takes to exhaust ``tcp_retries2 = 15`` retransmissions;
+- orderly close sends FIN, abort sends RST; data arriving at a closed socket is answered
+  with RST;
+- reading can be paused (the data waits), and the write buffer reports what is stuck.
+
+Every delivery goes through one heap ordered by (time, connection, direction, sequence):
+deliveries due at the same instant happen in the same order in every run, whatever order
+the senders wrote in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import heapq
+import itertools
+import random
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from wssim.hosts import Host, HostState, current_host, running_on
+
+if TYPE_CHECKING:
+    from wssim.clock import VirtualClockLoop
+
+__all__ = [
+    "LOOPBACK_NAMES",
+    "Link",
+    "Network",
+    "NetworkObserver",
+    "TcpConnection",
+    "SimTransport",
+    "SimServer",
+]
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_NAMES = (None, "", "0.0.0.0", "::")
+
+SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+"""Waits after each SYN before the next one (the last one: before giving up)."""
+RTO_MIN = 0.2
+RTO_MAX = 120.0
+TCP_USER_TIMEOUT = 924.6
+"""Seconds of unacknowledged data before Linux gives up (``tcp_retries2 = 15``)."""
+SEND_BUFFER = 65536
+"""Bytes the kernel absorbs before the application's write buffer starts to grow."""
+EPHEMERAL_PORTS = 49152
+
+
+@dataclass(frozen=True)
+class Link:
+    """Properties of the path between two hosts.
+
+    Attributes:
+        latency: one-way delay in seconds.
+        jitter: extra one-way delay, uniform in ``[0, jitter]`` seconds, drawn per segment.
+            Bytes of one connection never overtake each other: a segment never arrives
+            before the one sent ahead of it.
+    """
+
+    latency: float = 0.010
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("latency", "jitter"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not (0 <= value < float("inf")):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+
+
+class NetworkObserver(Protocol):
+    """What the network reports to whoever records the trace."""
+
+    def tcp(
+        self,
+        conn: TcpConnection | None,
+        side: str,
+        host: str,
+        text: str,
+        *,
+        peer: str = "",
+        arrives: float | None = None,
+    ) -> None: ...
+
+    def data(self, pipe: Pipe, data: bytes, arrives: float | None) -> None: ...
+
+    def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
+
+    constructing: Endpoint | None
+
+
+class _Segment:
+    __slots__ = ("kind", "data")
+
+    def __init__(self, kind: str, data: bytes = b"") -> None:
+        self.kind = kind  # "SYN-ACK", "ACK", "DATA", "FIN" or "RST"
+        self.data = data
+
+
+class Endpoint:
+    """One end of a TCP connection: a socket on a host."""
+
+    def __init__(self, conn: TcpConnection, side: str, host: Host, port: int) -> None:
+        self.conn = conn
+        self.side = side  # "client" (connected) or "server" (accepted)
+        self.host = host
+        self.boot = host.boot
+        self.port = port
+        self.transport: SimTransport | None = None
+        self.closed = False  # the socket is closed: arriving data is answered with RST
+        self.fin_received = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host.name, self.port)
+
+    @property
+    def label(self) -> str:
+        return f"{self.host.name}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """The process owning this socket still runs."""
+        return self.host.boot == self.boot and self.host.state is HostState.UP
+
+
+class Pipe:
+    """One direction of a connection: an ordered stream of segments."""
+
+    def __init__(self, network: Network, conn: TcpConnection, src: Endpoint, dst: Endpoint):
+        self.network = network
+        self.conn = conn
+        self.src = src
+        self.dst = dst
+        self.direction = 0 if src.side == "client" else 1
+        self.last_arrival = 0.0
+        self.stuck: deque[_Segment] = deque()  # waiting for retransmission, in order
+        self.stuck_bytes = 0
+        self.stuck_since = 0.0
+        self.rto = RTO_MIN
+        self.retransmit_timer: asyncio.TimerHandle | None = None
+        self.rng = random.Random(f"{network.seed}/{conn.id}/{self.direction}")
+
+    def send(self, segment: _Segment) -> None:
+        net = self.network
+        now = net.loop.time()
+        if self.stuck or not net.reachable(self.src.host, self.dst.host):
+            if not self.stuck:
+                self._start_retransmitting(now)
+            self._stick(segment)
+            arrives = None
+        else:
+            arrives = net.schedule(self, segment)
+        if segment.kind == "DATA":
+            net.observer.data(self, segment.data, arrives)
+        elif segment.kind != "ACK":
+            net.observer.tcp(
+                self.conn, self.src.side, self.src.host.name, segment.kind,
+                peer=self.dst.host.name, arrives=arrives,
+            )
+
+    def _stick(self, segment: _Segment) -> None:
+        self.stuck.append(segment)
+        self.stuck_bytes += len(segment.data)
+        if self.src.transport is not None:
+            self.src.transport._update_flow_control()
+
+    def _start_retransmitting(self, now: float) -> None:
+        self.stuck_since = now
+        self.rto = RTO_MIN
+        self.retransmit_timer = self.network.loop.call_at(now + self.rto, self._retransmit)
+
+    def lost_in_flight(self, segment: _Segment) -> None:
+        """A segment vanished on the way: the sender will send it again."""
+        if not self.stuck:
+            self._start_retransmitting(self.network.loop.time())
+        self._stick(segment)
+
+    def _retransmit(self) -> None:
+        net = self.network
+        now = net.loop.time()
+        self.retransmit_timer = None
+        if net.reachable(self.src.host, self.dst.host):
+            segments, self.stuck = list(self.stuck), deque()
+            self.stuck_bytes = 0
+            size = sum(len(s.data) for s in segments)
+            arrives = 0.0
+            for segment in segments:
+                arrives = net.schedule(self, segment)
+            net.observer.tcp(
+                self.conn, self.src.side, self.src.host.name,
+                f"retransmission ({size} bytes)", peer=self.dst.host.name, arrives=arrives,
+            )
+            if self.src.transport is not None:
+                self.src.transport._update_flow_control()
+            return
+        if now - self.stuck_since >= net.tcp_user_timeout - 1e-9:
+            self.stuck.clear()
+            self.stuck_bytes = 0
+            net.observer.tcp(
+                self.conn, self.src.side, self.src.host.name,
+                f"gave up retransmitting after {now - self.stuck_since:g} s: connection timed out",
+            )
+            self.src.closed = True
+            if self.src.transport is not None:
+                self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, "Connection timed out"))
+            return
+        self.rto = min(self.rto * 2, RTO_MAX)
+        delay = min(self.rto, self.stuck_since + net.tcp_user_timeout - now)
+        self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit)
+
+    def drop(self) -> None:
+        """Forget everything not yet sent (the socket is gone)."""
+        self.stuck.clear()
+        self.stuck_bytes = 0
+        if self.retransmit_timer is not None:
+            self.retransmit_timer.cancel()
+            self.retransmit_timer = None
+
+
+class TcpConnection:
+    """A TCP connection between a client endpoint and a server endpoint."""
+
+    def __init__(self, network: Network, index: int, client: Host, port: int) -> None:
+        self.network = network
+        self.index = index
+        self.id = f"c{index}"
+        self.client = Endpoint(self, "client", client, port)
+        self.server: Endpoint | None = None
+        self.to_server: Pipe | None = None
+        self.to_client: Pipe | None = None
+
+    def __repr__(self) -> str:
+        server = self.server.label if self.server else "?"
+        return f"<TcpConnection {self.id} {self.client.label} -> {server}>"
+
+    def endpoint(self, side: str) -> Endpoint | None:
+        return self.client if side == "client" else self.server
+
+    def pipe_from(self, endpoint: Endpoint) -> Pipe:
+        pipe = self.to_server if endpoint.side == "client" else self.to_client
+        assert pipe is not None
+        return pipe
+
+
+class _Socket:
+    """Just enough of a socket for ``server.sockets`` and ``get_extra_info('socket')``."""
+
+    family = socket.AF_INET
+    type = socket.SOCK_STREAM
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self._address = address
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._address
+
+    def __repr__(self) -> str:
+        return f"<simulated socket {self._address[0]}:{self._address[1]}>"
+
+
+class SimTransport(asyncio.Transport):
+    """The asyncio transport of one endpoint, over a simulated connection."""
+
+    def __init__(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+        super().__init__()
+        self._endpoint = endpoint
+        self._protocol = protocol
+        self._network = endpoint.conn.network
+        self._closing = False
+        self._lost = False
+        self._reading = True
+        self._unread: deque[_Segment] = deque()
+        self._high = 64 * 1024
+        self._low = 16 * 1024
+        self._writing_paused = False
+
+    # Information
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The simulated socket behind this transport."""
+        return self._endpoint
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        ep = self._endpoint
+        peer = ep.conn.endpoint("server" if ep.side == "client" else "client")
+        if name == "sockname":
+            return ep.address
+        if name == "peername":
+            return peer.address if peer is not None else default
+        if name == "socket":
+            return _Socket(ep.address)
+        if name == "connection":
+            return ep.conn
+        return default
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    # Writing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._endpoint.closed or not self._endpoint.alive:
+            return
+        if not data:
+            return
+        self._pipe().send(_Segment("DATA", bytes(data)))
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        ep = self._endpoint
+        if self._closing or ep.closed or not ep.alive or self._eof_sent:
+            return
+        self._eof_sent = True
+        self._pipe().send(_Segment("FIN"))
+
+    _eof_sent = False
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        ep = self._endpoint
+        if ep.alive and not ep.closed:
+            if not self._eof_sent:
+                self._eof_sent = True
+                self._pipe().send(_Segment("FIN"))
+            ep.closed = True
+        self._network.loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        ep = self._endpoint
+        if ep.alive and not ep.closed:
+            ep.closed = True
+            self._network.send_reset(ep)
+        self._network.loop.call_soon(self._call_connection_lost, None)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._update_flow_control()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes waiting beyond what the kernel's send buffer holds."""
+        return max(0, self._pipe().stuck_bytes - self._network.send_buffer)
+
+    def _update_flow_control(self) -> None:
+        if self._lost:
+            return
+        size = self.get_write_buffer_size()
+        if not self._writing_paused and size > self._high:
+            self._writing_paused = True
+            self._endpoint.host.run_here(self._protocol.pause_writing)  # type: ignore[attr-defined]
+        elif self._writing_paused and size <= self._low:
+            self._writing_paused = False
+            self._endpoint.host.run_here(self._protocol.resume_writing)  # type: ignore[attr-defined]
+
+    # Reading
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        self._reading = False
+
+    def resume_reading(self) -> None:
+        if self._reading:
+            return
+        self._reading = True
+        if self._unread:
+            self._network.loop.call_soon(self._flush_unread)
+
+    def _flush_unread(self) -> None:
+        while self._unread and self._reading and not self._lost:
+            self._receive(self._unread.popleft())
+
+    def _deliver(self, segment: _Segment) -> None:
+        """A segment arrived for this endpoint's application."""
+        if self._lost:
+            return
+        if not self._reading or self._unread:
+            self._unread.append(segment)
+            return
+        self._receive(segment)
+
+    def _receive(self, segment: _Segment) -> None:
+        if segment.kind == "DATA":
+            self._protocol.data_received(segment.data)  # type: ignore[attr-defined]
+        elif segment.kind == "FIN":
+            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+            if not keep_open:
+                self.close()
+
+    @property
+    def has_unread_data(self) -> bool:
+        return any(segment.kind == "DATA" for segment in self._unread)
+
+    # Losing the connection
+
+    def _lose(self, exc: Exception | None) -> None:
+        """The connection is gone under us (reset, timed out)."""
+        self._closing = True
+        self._network.loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        ep = self._endpoint
+        self._network.pipe_closed(ep)
+        if not ep.alive:
+            return  # the process is dead: nobody is left to tell
+        ep.host.run_here(self._protocol.connection_lost, exc)
+        self._network.observer.connection_lost(ep, self._protocol)
+
+    def _pipe(self) -> Pipe:
+        return self._endpoint.conn.pipe_from(self._endpoint)
+
+
+class SimServer(asyncio.AbstractServer):
+    """A listening socket on a simulated host (what ``loop.create_server`` returns)."""
+
+    def __init__(
+        self,
+        network: Network,
+        host: Host,
+        port: int,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        self._network = network
+        self.host = host
+        self.boot = host.boot
+        self.port = port
+        self._protocol_factory = protocol_factory
+        self._serving = False
+        self._closed = False
+        self._closed_waiter: asyncio.Future[None] = network.loop.create_future()
+        self._serving_forever: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.host.name}:{self.port}>"
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        if self._closed:
+            return ()
+        return (_Socket((self.host.name, self.port)),)  # type: ignore[return-value]
+
+    @property
+    def accepting(self) -> bool:
+        return self._serving and not self._closed and self.host.boot == self.boot
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._serving = False
+        self._network.unlisten(self)
+        if not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._network.loop
+
+    def is_serving(self) -> bool:
+        return self._serving and not self._closed
+
+    async def start_serving(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._serving = True
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        await self.start_serving()
+        self._serving_forever = self._network.loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        finally:
+            self._serving_forever = None
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed_waiter)
+
+    def _accept(self, endpoint: Endpoint) -> SimTransport:
+        protocol = self._network.construct(self._protocol_factory, endpoint)
+        transport = SimTransport(endpoint, protocol)
+        endpoint.transport = transport
+        protocol.connection_made(transport)
+        return transport
+
+
+class Network:
+    """The wire between hosts: connections, listeners, links and partitions."""
+
+    def __init__(
+        self,
+        loop: VirtualClockLoop,
+        observer: NetworkObserver,
+        *,
+        seed: int,
+        latency: float,
+    ) -> None:
+        self.loop = loop
+        self.observer = observer
+        self.seed = seed
+        self.default_link = Link(latency)
+        self.hosts: dict[str, Host] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+        self.partitions: dict[tuple[str, str], None] = {}
+        self.listeners: dict[tuple[str, int], SimServer] = {}
+        self.connections: dict[TcpConnection, None] = {}
+        self.tcp_user_timeout = TCP_USER_TIMEOUT
+        self.send_buffer = SEND_BUFFER
+        self._conn_numbers = itertools.count(1)
+        self._seq = itertools.count()
+        self._next_port: dict[str, int] = {}
+        self._heap: list[tuple[float, int, int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = float("inf")
+
+    # Topology
+
+    @staticmethod
+    def _pair(a: str, b: str) -> tuple[str, str]:
+        return (a, b) if a <= b else (b, a)
+
+    def link(self, a: str, b: str) -> Link:
+        if a == b:
+            return Link(0.0)
+        return self.links.get(self._pair(a, b), self.default_link)
+
+    def set_link(self, a: str, b: str, link: Link) -> None:
+        self.links[self._pair(a, b)] = link
+
+    def partition(self, a: str, b: str) -> None:
+        self.partitions[self._pair(a, b)] = None
+
+    def heal(self, a: str, b: str) -> None:
+        self.partitions.pop(self._pair(a, b), None)
+
+    def reachable(self, src: Host, dst: Host) -> bool:
+        """Can a segment sent now from ``src`` reach ``dst``?"""
+        return self._pair(src.name, dst.name) not in self.partitions
+
+    # Delivery: one heap, so that equal times always resolve in the same order
+
+    def schedule(self, pipe: Pipe, segment: _Segment) -> float:
+        link = self.link(pipe.src.host.name, pipe.dst.host.name)
+        delay = link.latency + (pipe.rng.uniform(0, link.jitter) if link.jitter else 0.0)
+        arrives = max(self.loop.time() + delay, pipe.last_arrival)
+        pipe.last_arrival = arrives
+        self.call_at(arrives, pipe.conn.index, pipe.direction, self._arrive, pipe, segment)
+        return arrives
+
+    def call_at(
+        self, when: float, conn_index: int, direction: int, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """Call ``fn(*args)`` at ``when``, after every earlier delivery, in a fixed order."""
+        entry = (when, conn_index, direction, next(self._seq), fn, args)
+        heapq.heappush(self._heap, entry)
+        if when < self._timer_when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_when = when
+            self._timer = self.loop.call_at(when, self._pump)
+
+    def _pump(self) -> None:
+        self._timer = None
+        self._timer_when = float("inf")
+        heap = self._heap
+        while heap and heap[0][0] <= self.loop.time() + 1e-9:
+            *_, fn, args = heapq.heappop(heap)
+            fn(*args)
+        if heap:
+            self._timer_when = heap[0][0]
+            self._timer = self.loop.call_at(self._timer_when, self._pump)
+
+    def _arrive(self, pipe: Pipe, segment: _Segment) -> None:
+        src, dst = pipe.src, pipe.dst
+        if pipe.stuck or not self.reachable(src.host, dst.host):
+            # Cut while in flight, or behind a segment that was: wait for retransmission.
+            if src.alive and segment.kind != "RST":
+                pipe.lost_in_flight(segment)
+            return
+        if segment.kind == "SYN-ACK":
+            self._syn_ack_arrived(pipe.conn)
+            return
+        if segment.kind == "ACK":
+            self._ack_arrived(pipe.conn)
+            return
+        if segment.kind == "RST":
+            self._reset_arrived(dst)
+            return
+        # DATA or FIN for an established endpoint.
+        if dst.closed or not dst.alive or dst.transport is None:
+            if segment.kind == "DATA" and not dst.fin_received:
+                self.send_reset(dst)
+            return
+        if segment.kind == "FIN":
+            dst.fin_received = True
+        transport = dst.transport
+        dst.host.run_here(transport._deliver, segment)
+
+    def construct(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], endpoint: Endpoint
+    ) -> asyncio.BaseProtocol:
+        """Create the protocol of ``endpoint``, telling the observer whose it is."""
+        self.observer.constructing = endpoint
+        try:
+            return protocol_factory()
+        finally:
+            self.observer.constructing = None
+
+    def send_reset(self, endpoint: Endpoint) -> None:
+        """Send an RST from ``endpoint``: whatever was waiting to be sent is discarded."""
+        endpoint.closed = True
+        pipe = endpoint.conn.pipe_from(endpoint)
+        pipe.drop()
+        if self.reachable(pipe.src.host, pipe.dst.host):
+            arrives: float | None = self.schedule(pipe, _Segment("RST"))
+        else:
+            arrives = None
+        self.observer.tcp(
+            endpoint.conn, endpoint.side, endpoint.host.name, "RST",
+            peer=pipe.dst.host.name, arrives=arrives,
+        )
+
+    def _reset_arrived(self, endpoint: Endpoint) -> None:
+        if endpoint.closed or not endpoint.alive:
+            return
+        endpoint.closed = True
+        endpoint.conn.pipe_from(endpoint).drop()
+        self.observer.tcp(endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer")
+        if endpoint.transport is not None:
+            endpoint.transport._lose(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+
+    def pipe_closed(self, endpoint: Endpoint) -> None:
+        """The application let go of this endpoint; forget the connection once both did."""
+        conn = endpoint.conn
+        other = conn.endpoint("server" if endpoint.side == "client" else "client")
+        if other is None or other.transport is None or other.transport._lost:
+            self.connections.pop(conn, None)
+
+    # Listening
+
+    def listen(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None,
+        port: int | None,
+        *,
+        start_serving: bool,
+    ) -> SimServer:
+        here = self._require_host("create_server")
+        if host not in WILDCARD_NAMES and host not in LOOPBACK_NAMES and host != here.name:
+            raise OSError(
+                errno.EADDRNOTAVAIL,
+                f"cannot bind to {host!r} from host {here.name!r}: "
+                f"a server binds to the host it runs on",
+            )
+        if port is None or port == 0:
+            port = self._ephemeral_port(here)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
+        existing = self.listeners.get((here.name, port))
+        if existing is not None and existing.host.boot == here.boot:
+            raise OSError(errno.EADDRINUSE, f"address already in use: {here.name}:{port}")
+        server = SimServer(self, here, port, protocol_factory)
+        self.listeners[(here.name, port)] = server
+        if start_serving:
+            server._serving = True
+        self.observer.tcp(None, "server", here.name, f"listening on {here.name}:{port}")
+        return server
+
+    def unlisten(self, server: SimServer) -> None:
+        if self.listeners.get((server.host.name, server.port)) is server:
+            del self.listeners[(server.host.name, server.port)]
+
+    # Connecting
+
+    async def connect(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str,
+        port: int,
+    ) -> tuple[SimTransport, asyncio.BaseProtocol]:
+        here = self._require_host("create_connection")
+        target = self.resolve(here, host)
+        conn = TcpConnection(self, next(self._conn_numbers), here, self._ephemeral_port(here))
+        self.connections[conn] = None
+        established: asyncio.Future[None] = self.loop.create_future()
+        conn._established = established  # type: ignore[attr-defined]
+        conn._target = (target, port)  # type: ignore[attr-defined]
+        self._send_syn(conn, attempt=0)
+        try:
+            await established
+        except BaseException:
+            conn.client.closed = True
+            self.connections.pop(conn, None)
+            raise
+        protocol = self.construct(protocol_factory, conn.client)
+        transport = SimTransport(conn.client, protocol)
+        conn.client.transport = transport
+        protocol.connection_made(transport)
+        # The final ACK of the three-way handshake travels with the first data.
+        assert conn.to_server is not None
+        conn.to_server.send(_Segment("ACK"))
+        return transport, protocol
+
+    def _send_syn(self, conn: TcpConnection, attempt: int) -> None:
+        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        if established.done() or not conn.client.alive:
+            return
+        target, port = conn._target  # type: ignore[attr-defined]
+        client = conn.client
+        if attempt == len(SYN_RETRY_DELAYS):
+            self.observer.tcp(conn, "client", client.host.name, "connect timed out (no SYN-ACK)")
+            established.set_exception(
+                TimeoutError(errno.ETIMEDOUT, f"Connect call failed ({target.name!r}, {port})")
+            )
+            return
+        text = "SYN" if attempt == 0 else f"SYN (retransmission {attempt})"
+        link = self.link(client.host.name, target.name)
+        arrives: float | None = None
+        if self.reachable(client.host, target):
+            arrives = self.loop.time() + link.latency
+            self.call_at(arrives, conn.index, 0, self._syn_arrived, conn)
+        self.observer.tcp(conn, "client", client.host.name, text, peer=target.name, arrives=arrives)
+        self.loop.call_later(SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1)
+
+    def _syn_arrived(self, conn: TcpConnection) -> None:
+        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        target, port = conn._target  # type: ignore[attr-defined]
+        client = conn.client
+        if established.done() or not self.reachable(client.host, target):
+            return
+        listener = self.listeners.get((target.name, port))
+        back = self.link(target.name, client.host.name).latency
+        if listener is None or not listener.accepting:
+            self.observer.tcp(conn, "server", target.name, "RST", peer=client.host.name,
+                              arrives=self.loop.time() + back)
+            self.call_at(self.loop.time() + back, conn.index, 1, self._refused, conn)
+            return
+        if conn.server is None:
+            conn.server = Endpoint(conn, "server", target, port)
+            conn.to_server = Pipe(self, conn, conn.client, conn.server)
+            conn.to_client = Pipe(self, conn, conn.server, conn.client)
+            conn._listener = listener  # type: ignore[attr-defined]
+        conn.to_client.send(_Segment("SYN-ACK"))  # type: ignore[union-attr]
+
+    def _refused(self, conn: TcpConnection) -> None:
+        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        target, port = conn._target  # type: ignore[attr-defined]
+        if established.done() or not conn.client.alive:
+            return
+        self.observer.tcp(conn, "client", conn.client.host.name, "connection refused")
+        established.set_exception(
+            ConnectionRefusedError(
+                errno.ECONNREFUSED, f"Connect call failed ({target.name!r}, {port})"
+            )
+        )
+
+    def _syn_ack_arrived(self, conn: TcpConnection) -> None:
+        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        if established.done():
+            if established.cancelled() and conn.client.alive:
+                self.send_reset(conn.client)
+            return
+        if not conn.client.alive:
+            return
+        self.observer.tcp(conn, "client", conn.client.host.name, "connected")
+        established.set_result(None)
+
+    def _ack_arrived(self, conn: TcpConnection) -> None:
+        server = conn.server
+        assert server is not None
+        listener: SimServer = conn._listener  # type: ignore[attr-defined]
+        if server.transport is not None or server.closed:
+            return
+        if not listener.accepting or not server.alive:
+            self.send_reset(server)
+            return
+        self.observer.tcp(conn, "server", server.host.name, "accepted")
+        server.host.run_here(listener._accept, server)
+
+    # Hosts
+
+    def resolve(self, here: Host, name: str) -> Host:
+        if name in LOOPBACK_NAMES:
+            return here
+        target = self.hosts.get(name)
+        if target is None:
+            raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {name!r}")
+        return target
+
+    def crash(self, host: Host) -> None:
+        """The operating system of ``host`` closes every socket its processes had."""
+        for server in list(self.listeners.values()):
+            if server.host is host:
+                server.close()
+        for conn in list(self.connections):
+            for endpoint in (conn.client, conn.server):
+                if endpoint is None or endpoint.host is not host or endpoint.closed:
+                    continue
+                if endpoint.boot != host.boot:
+                    continue
+                transport = endpoint.transport
+                if transport is None:
+                    endpoint.closed = True  # still connecting: nothing to close yet
+                    continue
+                if transport.has_unread_data:
+                    self.send_reset(endpoint)
+                else:
+                    if not transport._eof_sent:
+                        transport._eof_sent = True
+                        conn.pipe_from(endpoint).send(_Segment("FIN"))
+                    endpoint.closed = True
+                transport._lost = True
+                self.pipe_closed(endpoint)
+
+    def _require_host(self, what: str) -> Host:
+        here = current_host()
+        if here is None:
+            if running_on() is not None:
+                raise OSError(errno.ENETDOWN, f"{what}: this host has crashed")
+            raise RuntimeError(
+                f"{what} must run on a simulated host: start the coroutine with host.spawn()"
+            )
+        return here
+
+    def _ephemeral_port(self, host: Host) -> int:
+        port = self._next_port.get(host.name, EPHEMERAL_PORTS)
+        self._next_port[host.name] = port + 1
+        return port

@@ -1,0 +1,171 @@
+"""Recording a simulation: the network's reports and websockets' own logs become events.
+
+The network reports segments and TCP outcomes; a :class:`~wssim.wiretap.ConnectionTap`
+decodes the bytes; websockets' DEBUG log (``websockets.client`` and ``websockets.server``)
+gives each endpoint's own view. Log records produced inside the simulation go to the trace
+and nowhere else, so a simulation never prints; records from outside pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.connection import Connection
+
+from wssim.hosts import current_host
+from wssim.trace import Event, Trace
+from wssim.wiretap import ConnectionTap
+
+if TYPE_CHECKING:
+    from wssim.network import Endpoint, Pipe, TcpConnection
+
+__all__ = ["Recorder"]
+
+LOGGERS = ("websockets.client", "websockets.server")
+
+# websockets logs every HTTP header of the handshake. They hold the random
+# Sec-WebSocket-Key and the wall-clock Date, and the wire tap already shows the request
+# and the status line: the trace leaves them out.
+HEADER_LINES = frozenset({"> %s: %s", "< %s: %s"})
+
+
+def _round(t: float) -> float:
+    return round(t, 6)
+
+
+class Recorder(logging.Filter):
+    """Collects events for one simulation (implements the network's observer)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._events: list[tuple[float, int, int, Event]] = []
+        self._seq = 0
+        self._taps: dict[TcpConnection, ConnectionTap] = {}
+        self._saved_levels: dict[str, int] = {}
+        self.recording = True
+        # The endpoint whose protocol is being created: websockets logs its first state
+        # before the connection object exists.
+        self.constructing: Endpoint | None = None
+
+    # Output
+
+    def trace(self) -> Trace:
+        """All events so far, ordered by time, then connection, then occurrence."""
+        return Trace(entry[3] for entry in sorted(self._events, key=lambda x: x[:3]))
+
+    def add(self, event: Event, conn_index: int = 0) -> None:
+        if not self.recording:
+            return
+        self._seq += 1
+        self._events.append((event.time, conn_index, self._seq, event))
+
+    def now(self) -> float:
+        return _round(self._loop.time())
+
+    # The network's reports
+
+    def tcp(
+        self,
+        conn: TcpConnection | None,
+        side: str,
+        host: str,
+        text: str,
+        *,
+        peer: str = "",
+        arrives: float | None = None,
+    ) -> None:
+        self.add(
+            Event(
+                self.now(), "tcp", text, host=host, peer=peer,
+                conn=conn.id if conn else "", side=side,
+                arrives=None if arrives is None else _round(arrives),
+            ),
+            conn.index if conn else 0,
+        )
+
+    def data(self, pipe: Pipe, data: bytes, arrives: float | None) -> None:
+        conn = pipe.conn
+        tap = self._taps.get(conn)
+        if tap is None:
+            tap = self._taps[conn] = ConnectionTap()
+        direction = tap.to_server if pipe.src.side == "client" else tap.to_client
+        for item in direction.feed(data):
+            self.add(
+                Event(
+                    self.now(), item.kind, item.text, host=pipe.src.host.name,
+                    peer=pipe.dst.host.name, conn=conn.id, side=pipe.src.side,
+                    arrives=None if arrives is None else _round(arrives), code=item.code,
+                ),
+                conn.index,
+            )
+
+    def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+        if not isinstance(protocol, Connection):
+            return
+        sansio = protocol.protocol
+        if sansio.handshake_exc is not None:
+            exc: BaseException = sansio.handshake_exc
+            text = f"handshake failed: {type(exc).__name__}: {exc}"
+            code = None
+        else:
+            exc = sansio.close_exc
+            text = f"{type(exc).__name__}: {exc}"
+            code = sansio.close_code
+        self.add(
+            Event(
+                self.now(), "closed", text, host=endpoint.host.name,
+                conn=endpoint.conn.id, side=endpoint.side, code=code,
+            ),
+            endpoint.conn.index,
+        )
+
+    # websockets' logs
+
+    def start_capture(self) -> None:
+        """Route websockets' log records from this simulation into the trace."""
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved_levels[name] = logger.level
+            logger.setLevel(logging.DEBUG)
+            logger.addFilter(self)
+
+    def stop_capture(self) -> None:
+        for name, level in self._saved_levels.items():
+            logger = logging.getLogger(name)
+            logger.removeFilter(self)
+            logger.setLevel(level)
+        self._saved_levels.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            ours = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            ours = False
+        if not ours:
+            return True
+        host = current_host()
+        if host is None:
+            # Code left over from a crashed boot: the process is dead, its logs are not.
+            return False
+        if record.msg in HEADER_LINES:
+            return False
+        conn, side = "", "client" if record.name.endswith("client") else "server"
+        index = 0
+        endpoint = self.constructing
+        websocket = getattr(record, "websocket", None)
+        if websocket is not None:
+            try:
+                endpoint = websocket.transport.endpoint
+            except (AttributeError, ReferenceError):
+                pass
+        if endpoint is not None:
+            conn, side, index = endpoint.conn.id, endpoint.side, endpoint.conn.index
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f" ({type(exc).__name__}: {exc})"
+        self.add(Event(self.now(), "log", text, host=host.name, conn=conn, side=side), index)
+        return False

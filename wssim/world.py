@@ -1,0 +1,227 @@
+"""The world of one simulation: its event loop, network, hosts and recorder.
+
+:class:`SimLoop` is the virtual-time loop with its network calls routed to the simulated
+network, so that websockets' ``connect()`` and ``serve()`` work unchanged. Every task it
+creates belongs to the host whose code created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import Any
+
+import websockets.asyncio.client
+
+from wssim.clock import VirtualClockLoop
+from wssim.hosts import Host, HostState, running_on
+from wssim.network import Network, SimServer, SimTransport
+from wssim.recorder import Recorder
+from wssim.trace import Event
+
+__all__ = ["ProcessFailed", "SimLoop", "World"]
+
+SHUTDOWN_GRACE = 3600.0
+"""Virtual seconds that killed processes get to unwind when a simulation ends."""
+
+
+class ProcessFailed(Exception):
+    """A process spawned on a host raised an exception that nobody caught.
+
+    :meth:`Simulation.run` raises it at the end of the run; the original exception is its
+    ``__cause__``, and the trace so far is still available as ``sim.trace``.
+    """
+
+
+class SimLoop(VirtualClockLoop):
+    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.network.Network`."""
+
+    network: Network
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+    ) -> asyncio.Task[Any]:
+        task = super().create_task(coro, name=name, context=context)
+        owner = context.run(running_on) if context is not None else running_on()
+        if owner is not None:
+            host, boot = owner
+            if host.boot == boot:
+                host._adopt(task)
+        return task
+
+    async def create_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: Any = None,
+        sock: Any = None,
+        **kwargs: Any,
+    ) -> tuple[SimTransport, asyncio.BaseProtocol]:
+        if ssl:
+            raise NotImplementedError("TLS is not simulated: use ws:// URIs")
+        if sock is not None:
+            raise NotImplementedError("sock= is not supported on the simulated network")
+        if host is None or port is None:
+            raise ValueError("host and port are required on the simulated network")
+        return await self.network.connect(protocol_factory, host, port)
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: Any = None,
+        start_serving: bool = True,
+        **kwargs: Any,
+    ) -> SimServer:
+        if ssl:
+            raise NotImplementedError("TLS is not simulated: serve without ssl=")
+        if isinstance(host, list | tuple):
+            raise NotImplementedError("serve on one host name at a time")
+        return self.network.listen(protocol_factory, host, port, start_serving=start_serving)
+
+    async def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("name resolution happens inside the simulated network")
+
+
+def _no_proxy_in_simulations(get_proxy: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap websockets' proxy lookup so that proxy variables never apply in a simulation.
+
+    The simulated network has no proxy; a learner's ``HTTPS_PROXY`` must not send
+    ``connect()`` looking for one. Outside a simulation the lookup is unchanged.
+    """
+    if getattr(get_proxy, "_wssim", False):
+        return get_proxy
+
+    def lookup(*args: Any, **kwargs: Any) -> Any:
+        try:
+            if isinstance(asyncio.get_running_loop(), SimLoop):
+                return None
+        except RuntimeError:
+            pass
+        return get_proxy(*args, **kwargs)
+
+    lookup._wssim = True  # type: ignore[attr-defined]
+    return lookup
+
+
+websockets.asyncio.client.get_proxy = _no_proxy_in_simulations(  # type: ignore[assignment]
+    websockets.asyncio.client.get_proxy
+)
+
+
+class World:
+    """Everything one simulation owns. :class:`~wssim.Simulation` is its public face."""
+
+    def __init__(self, *, seed: int, latency: float) -> None:
+        self.seed = seed
+        self.loop = SimLoop()
+        self.recorder = Recorder(self.loop)
+        self.network = Network(self.loop, self.recorder, seed=seed, latency=latency)
+        self.loop.network = self.network
+        self.hosts = self.network.hosts
+        # websockets draws reconnect delays and ping payloads from the global `random`:
+        # give it a stream of its own, derived from the seed, kept across runs.
+        self.global_random_state = random.Random(seed).getstate()
+        self.closed = False
+        self.failures: list[ProcessFailed] = []
+
+    def process_done(self, host: Host, task: asyncio.Task[Any]) -> None:
+        """A spawned process ended: keep its exception, if any, for :meth:`run` to raise."""
+        if task.cancelled() or self.closed:
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        where = host.name
+        failure = ProcessFailed(
+            f"process {task.get_name()!r} on host {where!r} failed at "
+            f"t={self.loop.time():g} s: {type(exc).__name__}: {exc}"
+        )
+        failure.__cause__ = exc
+        self.record("host", f"process {task.get_name()} failed: {type(exc).__name__}: {exc}", where)
+        self.failures.append(failure)
+
+    def host(self, name: str) -> Host:
+        existing = self.hosts.get(name)
+        if existing is None:
+            existing = self.hosts[name] = Host(self, name)
+        return existing
+
+    def known_host(self, name: str, parameter: str) -> Host:
+        if not isinstance(name, str):
+            raise TypeError(f"{parameter} must be a host name (str), got {name!r}")
+        host = self.hosts.get(name)
+        if host is None:
+            known = ", ".join(repr(h) for h in self.hosts) or "none yet"
+            raise ValueError(f"{parameter}={name!r} is not a host of this simulation (hosts: {known})")
+        return host
+
+    def record(self, kind: str, text: str, host: str = "") -> None:
+        self.recorder.add(Event(self.recorder.now(), kind, text, host=host))
+
+    def record_host_event(self, host: Host, what: str) -> None:
+        self.record("host", what, host.name)
+
+    def crash_host(self, host: Host) -> None:
+        if host.state is not HostState.UP:
+            return
+        self.record("fault", "crash: every process dies; the OS closes their sockets", host.name)
+        self.network.crash(host)
+        host._kill_processes()
+        host.state = HostState.CRASHED
+
+    def run(self, until: float | None) -> None:
+        """Run the loop up to ``until`` with websockets' randomness and logs captured."""
+        saved_random = random.getstate()
+        random.setstate(self.global_random_state)
+        self.recorder.start_capture()
+        try:
+            self.loop.run_until(until)
+        finally:
+            self.recorder.stop_capture()
+            self.global_random_state = random.getstate()
+            random.setstate(saved_random)
+
+    def shutdown(self) -> None:
+        """End the world: kill every process, let them unwind, close the loop.
+
+        Nothing after this point is recorded; the network is dead, so unwinding code
+        cannot reach anyone and its timers finish in virtual time.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.recorder.recording = False
+        for host in self.hosts.values():
+            if host.state is HostState.UP:
+                self.network.crash(host)
+                host._kill_processes()
+                host.state = HostState.CRASHED
+        saved_random = random.getstate()
+        random.setstate(self.global_random_state)
+        self.recorder.start_capture()
+        try:
+            # Killed processes unwind in virtual time (close timeouts and the like); give
+            # them a bounded span, then cancel whatever still runs, twice at most.
+            for _ in range(3):
+                pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+                if not pending:
+                    break
+                for task in pending:
+                    task.cancel()
+                self.loop.run_until(self.loop.time() + SHUTDOWN_GRACE)
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.recorder.stop_capture()
+            random.setstate(saved_random)
+            self.loop.close()
