@@ -8,7 +8,6 @@ on top of it.
 from __future__ import annotations
 
 import asyncio
-import math
 import selectors
 from typing import Any
 
@@ -113,7 +112,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             self.idle = True
             self.stop()
             return
-        target = self._now_ns + math.ceil(timeout * _NS)
+        # Land exactly on the timer's nanosecond: rounding (not ceil) keeps sums of delays
+        # exact, and the 1 ns clock resolution makes a timer a fraction early still due.
+        target = max(self._now_ns + 1, round((self.time() + timeout) * _NS))
         if self._until_ns is not None and target > self._until_ns:
             self._now_ns = self._until_ns
             self.stop()

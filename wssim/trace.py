@@ -58,8 +58,14 @@ class Event:
 
     @property
     def where(self) -> str:
-        """``host`` for local events; ``host → peer`` for things on the wire."""
-        return f"{self.host} → {self.peer}" if self.peer else self.host
+        """``host`` for local events; ``host → peer`` for things on the wire.
+
+        ``host ↛ peer`` marks something sent that has not arrived (lost, or waiting for
+        TCP to retransmit it).
+        """
+        if not self.peer:
+            return self.host
+        return f"{self.host} {'→' if self.arrives is not None else '↛'} {self.peer}"
 
 
 def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:
