@@ -22,7 +22,9 @@ class _VirtualSelector(selectors.BaseSelector):
     """A selector that never blocks: waiting for ``timeout`` advances the virtual clock.
 
     The loop's self-pipe (used by ``call_soon_threadsafe``) is still registered with a real
-    selector, polled without waiting, so wake-ups from other threads are not lost.
+    selector and polled without waiting. Virtual time does not wait for other threads:
+    work handed to a thread (``run_in_executor``) races against the virtual clock, so code
+    in a simulation must not rely on threads.
     """
 
     def __init__(self) -> None:

@@ -738,13 +738,13 @@ class Network:
             conn.client.closed = True
             self.connections.pop(conn, None)
             raise
+        # The final ACK of the three-way handshake goes out before any data.
+        assert conn.to_server is not None
+        conn.to_server.send(_Segment("ACK"))
         protocol = self.construct(protocol_factory, conn.client)
         transport = SimTransport(conn.client, protocol)
         conn.client.transport = transport
         protocol.connection_made(transport)
-        # The final ACK of the three-way handshake travels with the first data.
-        assert conn.to_server is not None
-        conn.to_server.send(_Segment("ACK"))
         return transport, protocol
 
     def _send_syn(self, conn: TcpConnection, attempt: int) -> None:

@@ -10,6 +10,7 @@ Kinds of events:
 tcp       segments and TCP outcomes: SYN, SYN-ACK, FIN, RST, connected, refused, reset...
 http      the opening handshake on the wire: the upgrade request and the response status
 frame     a WebSocket frame on the wire, in websockets' wording (``CLOSE 1000 (OK)``)
+bytes     bytes on the wire that are neither HTTP nor WebSocket frames, or undecodable
 log       an endpoint's own view, as websockets logs it (``= connection is OPEN``)
 closed    the exception an endpoint's connection ended with, and its close code
 fault     something that went wrong on purpose: a partition, a crash
@@ -26,7 +27,7 @@ from typing import Any, overload
 
 __all__ = ["Event", "Trace", "Table", "KINDS"]
 
-KINDS = ("tcp", "http", "frame", "log", "closed", "fault", "host", "mark")
+KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ MAX_HTTP_HEAD = 16384
 class Decoded:
     """One thing seen on the wire."""
 
-    kind: str  # "http" or "frame" or "bytes"
+    kind: str  # "http", "frame" or "bytes"
     text: str
     code: int | None = None  # the close code of a CLOSE frame, the status of a response
 
@@ -51,7 +51,9 @@ class DirectionTap:
         self._connection = connection
         self._from_client = from_client
         self._buffer = bytearray()
-        self._state = "http"  # then "frames", "body" (non-101 response), or "opaque"
+        # "http", then "frames"; "body" skips a non-101 response's body; "raw" is a stream
+        # that is not HTTP at all; "opaque" follows bytes that could not be decoded.
+        self._state = "http"
         self._body_left = 0
         self._deflate: PerMessageDeflate | None = None
 
@@ -73,7 +75,16 @@ class DirectionTap:
             self._buffer.clear()
         return out
 
+    def _raw(self) -> Decoded | None:
+        if not self._buffer:
+            return None
+        size = len(self._buffer)
+        self._buffer.clear()
+        return Decoded("bytes", f"{size} bytes (not HTTP)")
+
     def _next(self) -> Decoded | None:
+        if self._state == "raw":
+            return self._raw()
         if self._state == "http":
             return self._http_head()
         if self._state == "body":
@@ -86,6 +97,11 @@ class DirectionTap:
         return self._frame()
 
     def _http_head(self) -> Decoded | None:
+        expected = b"GET " if self._from_client else b"HTTP/"
+        start = bytes(self._buffer[: len(expected)])
+        if not expected.startswith(start):
+            self._state = "raw"
+            return self._raw()
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self._buffer) > MAX_HTTP_HEAD:
