@@ -156,7 +156,7 @@ class Simulation:
             raise ValueError(f"t={t:g} is in the past: the simulation is at t={self.now:g} s")
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        self._world.loop.call_at(t, fn, *args)
+        self._world.call_at(t, fn, *args)
 
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` ``delay`` seconds from now."""
@@ -171,7 +171,8 @@ class Simulation:
 
         Raises:
             ValueError: if ``until`` is not finite or is before now.
-            ProcessFailed: if a process spawned on a host raised an exception.
+            ProcessFailed: if a process spawned on a host, or a call scheduled with
+                :meth:`at`, raised an exception; the run stops at that instant.
         """
         self._check_open()
         if until is not None:

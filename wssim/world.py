@@ -30,8 +30,9 @@ SHUTDOWN_GRACE = 3600.0
 class ProcessFailed(Exception):
     """A process spawned on a host raised an exception that nobody caught.
 
-    :meth:`Simulation.run` raises it at the end of the run; the original exception is its
-    ``__cause__``, and the trace so far is still available as ``sim.trace``.
+    The run stops at that instant and :meth:`Simulation.run` raises this; the original
+    exception is its ``__cause__``, and the trace so far is still available as
+    ``sim.trace``. Calling ``run`` again continues the world from there.
     """
 
 
@@ -134,6 +135,8 @@ class World:
         self.global_random_state = random.Random(seed).getstate()
         self.closed = False
         self.failures: list[ProcessFailed] = []
+        # Calls scheduled with Simulation.at, so that ending the world can cancel them.
+        self.scheduled: dict[asyncio.TimerHandle, None] = {}
 
     def process_done(self, host: Host, task: asyncio.Task[Any]) -> None:
         """A spawned process ended: keep its exception, if any, for :meth:`run` to raise."""
@@ -150,6 +153,26 @@ class World:
         failure.__cause__ = exc
         self.record("host", f"process {task.get_name()} failed: {type(exc).__name__}: {exc}", where)
         self.failures.append(failure)
+        self.loop.stop()
+
+    def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` at ``t``; an exception it raises ends the run like a failed process."""
+
+        def call() -> None:
+            self.scheduled.pop(handle, None)
+            try:
+                fn(*args)
+            except Exception as exc:
+                name = getattr(fn, "__name__", repr(fn))
+                failure = ProcessFailed(
+                    f"call {name}() at t={self.loop.time():g} s failed: {type(exc).__name__}: {exc}"
+                )
+                failure.__cause__ = exc
+                self.failures.append(failure)
+                self.loop.stop()
+
+        handle = self.loop.call_at(t, call)
+        self.scheduled[handle] = None
 
     def host(self, name: str) -> Host:
         existing = self.hosts.get(name)
@@ -202,6 +225,9 @@ class World:
             return
         self.closed = True
         self.recorder.recording = False
+        for handle in self.scheduled:
+            handle.cancel()
+        self.scheduled.clear()
         for host in self.hosts.values():
             if host.state is HostState.UP:
                 self.network.crash(host)
