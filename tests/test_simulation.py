@@ -66,7 +66,11 @@ def test_the_trace_is_identical_across_processes_and_hash_seeds() -> None:
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         result = subprocess.run(
             [sys.executable, "-W", "error", "-c", script],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1] == outputs[2]

@@ -41,9 +41,9 @@ __all__ = [
     "Link",
     "Network",
     "NetworkObserver",
-    "TcpConnection",
-    "SimTransport",
     "SimServer",
+    "SimTransport",
+    "TcpConnection",
 ]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -103,7 +103,7 @@ class NetworkObserver(Protocol):
 
 
 class _Segment:
-    __slots__ = ("kind", "data")
+    __slots__ = ("data", "kind")
 
     def __init__(self, kind: str, data: bytes = b"") -> None:
         self.kind = kind  # "SYN-ACK", "ACK", "DATA", "FIN" or "RST"
@@ -168,8 +168,12 @@ class Pipe:
             net.observer.data(self, segment.data, arrives)
         elif segment.kind != "ACK":
             net.observer.tcp(
-                self.conn, self.src.side, self.src.host.name, segment.kind,
-                peer=self.dst.host.name, arrives=arrives,
+                self.conn,
+                self.src.side,
+                self.src.host.name,
+                segment.kind,
+                peer=self.dst.host.name,
+                arrives=arrives,
             )
 
     def _stick(self, segment: _Segment) -> None:
@@ -201,8 +205,12 @@ class Pipe:
             for segment in segments:
                 arrives = net.schedule(self, segment)
             net.observer.tcp(
-                self.conn, self.src.side, self.src.host.name,
-                f"retransmission ({size} bytes)", peer=self.dst.host.name, arrives=arrives,
+                self.conn,
+                self.src.side,
+                self.src.host.name,
+                f"retransmission ({size} bytes)",
+                peer=self.dst.host.name,
+                arrives=arrives,
             )
             if self.src.transport is not None:
                 self.src.transport._update_flow_control()
@@ -211,7 +219,9 @@ class Pipe:
             self.stuck.clear()
             self.stuck_bytes = 0
             net.observer.tcp(
-                self.conn, self.src.side, self.src.host.name,
+                self.conn,
+                self.src.side,
+                self.src.host.name,
                 f"gave up retransmitting after {now - self.stuck_since:g} s: connection timed out",
             )
             self.src.closed = True
@@ -661,8 +671,12 @@ class Network:
         else:
             arrives = None
         self.observer.tcp(
-            endpoint.conn, endpoint.side, endpoint.host.name, "RST",
-            peer=pipe.dst.host.name, arrives=arrives,
+            endpoint.conn,
+            endpoint.side,
+            endpoint.host.name,
+            "RST",
+            peer=pipe.dst.host.name,
+            arrives=arrives,
         )
 
     def _reset_arrived(self, endpoint: Endpoint) -> None:
@@ -670,9 +684,13 @@ class Network:
             return
         endpoint.closed = True
         endpoint.conn.pipe_from(endpoint).drop()
-        self.observer.tcp(endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer")
+        self.observer.tcp(
+            endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer"
+        )
         if endpoint.transport is not None:
-            endpoint.transport._lose(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+            endpoint.transport._lose(
+                ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+            )
 
     def pipe_closed(self, endpoint: Endpoint) -> None:
         """The application let go of this endpoint; forget the connection once both did."""
@@ -777,8 +795,14 @@ class Network:
         listener = self.listeners.get((target.name, port))
         back = self.link(target.name, client.host.name).latency
         if listener is None or not listener.accepting:
-            self.observer.tcp(conn, "server", target.name, "RST", peer=client.host.name,
-                              arrives=self.loop.time() + back)
+            self.observer.tcp(
+                conn,
+                "server",
+                target.name,
+                "RST",
+                peer=client.host.name,
+                arrives=self.loop.time() + back,
+            )
             self.call_at(self.loop.time() + back, conn.index, 1, self._refused, conn)
             return
         if conn.server is None:

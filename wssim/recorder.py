@@ -9,6 +9,7 @@ and nowhere else, so a simulation never prints; records from outside pass throug
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -79,8 +80,13 @@ class Recorder(logging.Filter):
     ) -> None:
         self.add(
             Event(
-                self.now(), "tcp", text, host=host, peer=peer,
-                conn=conn.id if conn else "", side=side,
+                self.now(),
+                "tcp",
+                text,
+                host=host,
+                peer=peer,
+                conn=conn.id if conn else "",
+                side=side,
                 arrives=None if arrives is None else _round(arrives),
             ),
             conn.index if conn else 0,
@@ -95,9 +101,15 @@ class Recorder(logging.Filter):
         for item in direction.feed(data):
             self.add(
                 Event(
-                    self.now(), item.kind, item.text, host=pipe.src.host.name,
-                    peer=pipe.dst.host.name, conn=conn.id, side=pipe.src.side,
-                    arrives=None if arrives is None else _round(arrives), code=item.code,
+                    self.now(),
+                    item.kind,
+                    item.text,
+                    host=pipe.src.host.name,
+                    peer=pipe.dst.host.name,
+                    conn=conn.id,
+                    side=pipe.src.side,
+                    arrives=None if arrives is None else _round(arrives),
+                    code=item.code,
                 ),
                 conn.index,
             )
@@ -116,8 +128,13 @@ class Recorder(logging.Filter):
             code = sansio.close_code
         self.add(
             Event(
-                self.now(), "closed", text, host=endpoint.host.name,
-                conn=endpoint.conn.id, side=endpoint.side, code=code,
+                self.now(),
+                "closed",
+                text,
+                host=endpoint.host.name,
+                conn=endpoint.conn.id,
+                side=endpoint.side,
+                code=code,
             ),
             endpoint.conn.index,
         )
@@ -157,10 +174,9 @@ class Recorder(logging.Filter):
         endpoint = self.constructing
         websocket = getattr(record, "websocket", None)
         if websocket is not None:
-            try:
+            # A weak proxy to the connection; its transport may not be ours or may be gone.
+            with contextlib.suppress(AttributeError, ReferenceError):
                 endpoint = websocket.transport.endpoint
-            except (AttributeError, ReferenceError):
-                pass
         if endpoint is not None:
             conn, side, index = endpoint.conn.id, endpoint.side, endpoint.conn.index
         text = record.getMessage()

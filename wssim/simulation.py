@@ -48,7 +48,7 @@ def call_outside_running_loop(fn: Callable[[], T]) -> T:
     def target() -> None:
         try:
             outcome.append((True, fn()))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             outcome.append((False, exc))
 
     thread = threading.Thread(target=target, name="wssim")
@@ -86,9 +86,7 @@ class Simulation:
         self._world.network.default_link = link
         # Closing the world when the simulation is garbage-collected means no task is ever
         # destroyed while pending, even if nobody calls close().
-        self._finalizer = weakref.finalize(
-            self, call_outside_running_loop, self._world.shutdown
-        )
+        self._finalizer = weakref.finalize(self, call_outside_running_loop, self._world.shutdown)
 
     def __repr__(self) -> str:
         state = "closed" if self._world.closed else f"t={self.now:g} s"
@@ -116,7 +114,9 @@ class Simulation:
         """Return the host called ``name``, creating it on first use."""
         self._check_open()
         if not isinstance(name, str) or not name or name in ("localhost", "127.0.0.1", "::1"):
-            raise ValueError(f"name must be a non-empty host name other than localhost, got {name!r}")
+            raise ValueError(
+                f"name must be a non-empty host name other than localhost, got {name!r}"
+            )
         return self._world.host(name)
 
     @property
@@ -124,7 +124,9 @@ class Simulation:
         """Every host, in the order they were created."""
         return list(self._world.hosts.values())
 
-    def link(self, a: str, b: str, *, latency: float | None = None, jitter: float | None = None) -> Link:
+    def link(
+        self, a: str, b: str, *, latency: float | None = None, jitter: float | None = None
+    ) -> Link:
         """Set (or, without keywords, read) the link between hosts ``a`` and ``b``.
 
         New values apply to segments sent from now on.

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, overload
 
-__all__ = ["Event", "Trace", "Table", "KINDS"]
+__all__ = ["KINDS", "Event", "Table", "Trace"]
 
 KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark")
 
@@ -179,9 +179,7 @@ class Trace(Sequence[Event]):
             **criteria: as for :meth:`filter`.
         """
         events = self.filter(**criteria) if criteria else self
-        rows = [
-            (f"{e.time:.{digits}f}", e.conn, e.where, e.kind, e.text) for e in events
-        ]
+        rows = [(f"{e.time:.{digits}f}", e.conn, e.where, e.kind, e.text) for e in events]
         return Table(("time", "conn", "where", "kind", "event"), rows, right=(0,))
 
 

@@ -17,7 +17,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Close, Frame, Opcode
 from websockets.headers import parse_extension
 
-__all__ = ["Decoded", "ConnectionTap", "DirectionTap"]
+__all__ = ["ConnectionTap", "Decoded", "DirectionTap"]
 
 MAX_HTTP_HEAD = 16384
 
@@ -69,7 +69,7 @@ class DirectionTap:
                 if item is None:
                     break
                 out.append(item)
-        except Exception as exc:  # noqa: BLE001 - a tap must survive any bytes at all
+        except Exception as exc:
             out.append(Decoded("bytes", f"undecodable bytes ({type(exc).__name__})"))
             self._state = "opaque"
             self._buffer.clear()

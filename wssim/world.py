@@ -156,7 +156,7 @@ class World:
         self.loop.stop()
 
     def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` at ``t``; an exception it raises ends the run like a failed process."""
+        """Call ``fn(*args)`` at ``t``; if it raises, the run stops as for a failed process."""
 
         def call() -> None:
             self.scheduled.pop(handle, None)
@@ -186,7 +186,9 @@ class World:
         host = self.hosts.get(name)
         if host is None:
             known = ", ".join(repr(h) for h in self.hosts) or "none yet"
-            raise ValueError(f"{parameter}={name!r} is not a host of this simulation (hosts: {known})")
+            raise ValueError(
+                f"{parameter}={name!r} is not a host of this simulation (hosts: {known})"
+            )
         return host
 
     def record(self, kind: str, text: str, host: str = "") -> None:
