@@ -32,3 +32,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # `wssim.plot` and friends load on first use: matplotlib is slow to import and a
+    # simulation does not need it.
+    if name in ("plot", "style", "lifecycle"):
+        import importlib
+
+        return importlib.import_module(f"wssim.{name}")
+    raise AttributeError(f"module 'wssim' has no attribute {name!r}")

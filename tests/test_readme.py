@@ -1,0 +1,23 @@
+"""The README's example runs and prints what the README says it prints."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_example_prints_what_the_readme_shows() -> None:
+    text = README.read_text(encoding="utf-8")
+    example = re.search(r"## A simulation in ten lines.*?```python\n(.*?)```", text, re.S)
+    shown = re.search(r"prints\n\n```text\n(.*?)```", text, re.S)
+    assert example is not None and shown is not None
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", example.group(1)],
+        capture_output=True, text=True, check=True, cwd=README.parent,
+    )
+    assert result.stdout == shown.group(1)
+    assert result.stderr == ""
