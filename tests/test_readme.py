@@ -17,7 +17,10 @@ def test_the_readme_example_prints_what_the_readme_shows() -> None:
     assert example is not None and shown is not None
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", example.group(1)],
-        capture_output=True, text=True, check=True, cwd=README.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=README.parent,
     )
     assert result.stdout == shown.group(1)
     assert result.stderr == ""
