@@ -83,7 +83,8 @@ class Host:
         """Run ``coro`` as a process on this host and return its task.
 
         The task starts when the simulation runs. Inside it, ``websockets`` connects from
-        and serves on this host.
+        and serves on this host. The task is named ``name``, or after the coroutine's
+        function.
 
         Raises:
             ValueError: if the host has crashed (call :meth:`restart` first).
@@ -93,6 +94,9 @@ class Host:
             raise ValueError(
                 f"host {self.name!r} has crashed: call restart() before spawning on it"
             )
+        if name is None:
+            # Name the process after its coroutine function: errors then say which one.
+            name = getattr(coro, "__name__", None)
         task = self._world.loop.create_task(coro, name=name, context=self._context.copy())
         task.add_done_callback(functools.partial(self._world.process_done, self))
         return task
