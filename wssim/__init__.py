@@ -12,6 +12,7 @@ The real ``websockets`` library, running over a simulated network in virtual tim
 
 from __future__ import annotations
 
+from wssim import closecodes, lifecycle
 from wssim.hosts import Host, HostState, current_host
 from wssim.network import Link
 from wssim.simulation import Simulation
@@ -28,7 +29,9 @@ __all__ = [
     "Simulation",
     "Table",
     "Trace",
+    "closecodes",
     "current_host",
+    "lifecycle",
 ]
 
 __version__ = "0.1.0"
@@ -37,7 +40,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # `wssim.plot` and friends load on first use: matplotlib is slow to import and a
     # simulation does not need it.
-    if name in ("plot", "style", "lifecycle"):
+    if name in ("plot", "style"):
         import importlib
 
         return importlib.import_module(f"wssim.{name}")
