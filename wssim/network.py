@@ -29,7 +29,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wssim.hosts import Host, HostState, current_host, running_on
 
@@ -244,11 +244,18 @@ class Pipe:
 class TcpConnection:
     """A TCP connection between a client endpoint and a server endpoint."""
 
-    def __init__(self, network: Network, index: int, client: Host, port: int) -> None:
+    def __init__(
+        self, network: Network, index: int, client: Host, port: int, target: Host, target_port: int
+    ) -> None:
         self.network = network
         self.index = index
         self.id = f"c{index}"
         self.client = Endpoint(self, "client", client, port)
+        self.target = target
+        self.target_port = target_port
+        # Resolved when the SYN-ACK arrives (or fails: refused, timed out).
+        self.established: asyncio.Future[None] = network.loop.create_future()
+        self.listener: SimServer | None = None
         self.server: Endpoint | None = None
         self.to_server: Pipe | None = None
         self.to_client: Pipe | None = None
@@ -288,7 +295,8 @@ class SimTransport(asyncio.Transport):
     def __init__(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
         self._endpoint = endpoint
-        self._protocol = protocol
+        # A stream transport drives a stream protocol (data_received, eof_received...).
+        self._protocol = cast(asyncio.Protocol, protocol)
         self._network = endpoint.conn.network
         self._closing = False
         self._lost = False
@@ -297,6 +305,7 @@ class SimTransport(asyncio.Transport):
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._writing_paused = False
+        self._eof_sent = False
 
     # Information
 
@@ -322,7 +331,7 @@ class SimTransport(asyncio.Transport):
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
+        self._protocol = cast(asyncio.Protocol, protocol)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -345,8 +354,6 @@ class SimTransport(asyncio.Transport):
             return
         self._eof_sent = True
         self._pipe().send(_Segment("FIN"))
-
-    _eof_sent = False
 
     def close(self) -> None:
         if self._closing:
@@ -393,10 +400,10 @@ class SimTransport(asyncio.Transport):
         size = self.get_write_buffer_size()
         if not self._writing_paused and size > self._high:
             self._writing_paused = True
-            self._endpoint.host.run_here(self._protocol.pause_writing)  # type: ignore[attr-defined]
+            self._endpoint.host.run_here(self._protocol.pause_writing)
         elif self._writing_paused and size <= self._low:
             self._writing_paused = False
-            self._endpoint.host.run_here(self._protocol.resume_writing)  # type: ignore[attr-defined]
+            self._endpoint.host.run_here(self._protocol.resume_writing)
 
     # Reading
 
@@ -428,9 +435,9 @@ class SimTransport(asyncio.Transport):
 
     def _receive(self, segment: _Segment) -> None:
         if segment.kind == "DATA":
-            self._protocol.data_received(segment.data)  # type: ignore[attr-defined]
+            self._protocol.data_received(segment.data)
         elif segment.kind == "FIN":
-            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+            keep_open = self._protocol.eof_received()
             if not keep_open:
                 self.close()
 
@@ -439,6 +446,25 @@ class SimTransport(asyncio.Transport):
         return any(segment.kind == "DATA" for segment in self._unread)
 
     # Losing the connection
+
+    def _closed_by_os(self) -> None:
+        """The owning process died: the OS closes the socket, with RST if data was unread."""
+        ep = self._endpoint
+        if self.has_unread_data:
+            self._network.send_reset(ep)
+        else:
+            if not self._eof_sent:
+                self._eof_sent = True
+                self._pipe().send(_Segment("FIN"))
+            ep.closed = True
+        self._closing = True
+        self._lost = True  # nobody is left to call back
+        self._network.pipe_closed(ep)
+
+    @property
+    def lost(self) -> bool:
+        """True once the application has been told that the connection is gone."""
+        return self._lost
 
     def _lose(self, exc: Exception | None) -> None:
         """The connection is gone under us (reset, timed out)."""
@@ -696,7 +722,7 @@ class Network:
         """The application let go of this endpoint; forget the connection once both did."""
         conn = endpoint.conn
         other = conn.endpoint("server" if endpoint.side == "client" else "client")
-        if other is None or other.transport is None or other.transport._lost:
+        if other is None or other.transport is None or other.transport.lost:
             self.connections.pop(conn, None)
 
     # Listening
@@ -744,14 +770,13 @@ class Network:
     ) -> tuple[SimTransport, asyncio.BaseProtocol]:
         here = self._require_host("create_connection")
         target = self.resolve(here, host)
-        conn = TcpConnection(self, next(self._conn_numbers), here, self._ephemeral_port(here))
+        conn = TcpConnection(
+            self, next(self._conn_numbers), here, self._ephemeral_port(here), target, port
+        )
         self.connections[conn] = None
-        established: asyncio.Future[None] = self.loop.create_future()
-        conn._established = established  # type: ignore[attr-defined]
-        conn._target = (target, port)  # type: ignore[attr-defined]
         self._send_syn(conn, attempt=0)
         try:
-            await established
+            await conn.established
         except BaseException:
             conn.client.closed = True
             self.connections.pop(conn, None)
@@ -766,10 +791,10 @@ class Network:
         return transport, protocol
 
     def _send_syn(self, conn: TcpConnection, attempt: int) -> None:
-        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        established = conn.established
         if established.done() or not conn.client.alive:
             return
-        target, port = conn._target  # type: ignore[attr-defined]
+        target, port = conn.target, conn.target_port
         client = conn.client
         if attempt == len(SYN_RETRY_DELAYS):
             self.observer.tcp(conn, "client", client.host.name, "connect timed out (no SYN-ACK)")
@@ -787,8 +812,8 @@ class Network:
         self.loop.call_later(SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1)
 
     def _syn_arrived(self, conn: TcpConnection) -> None:
-        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
-        target, port = conn._target  # type: ignore[attr-defined]
+        established = conn.established
+        target, port = conn.target, conn.target_port
         client = conn.client
         if established.done() or not self.reachable(client.host, target):
             return
@@ -809,12 +834,13 @@ class Network:
             conn.server = Endpoint(conn, "server", target, port)
             conn.to_server = Pipe(self, conn, conn.client, conn.server)
             conn.to_client = Pipe(self, conn, conn.server, conn.client)
-            conn._listener = listener  # type: ignore[attr-defined]
-        conn.to_client.send(_Segment("SYN-ACK"))  # type: ignore[union-attr]
+            conn.listener = listener
+        assert conn.to_client is not None
+        conn.to_client.send(_Segment("SYN-ACK"))
 
     def _refused(self, conn: TcpConnection) -> None:
-        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
-        target, port = conn._target  # type: ignore[attr-defined]
+        established = conn.established
+        target, port = conn.target, conn.target_port
         if established.done() or not conn.client.alive:
             return
         self.observer.tcp(conn, "client", conn.client.host.name, "connection refused")
@@ -825,7 +851,7 @@ class Network:
         )
 
     def _syn_ack_arrived(self, conn: TcpConnection) -> None:
-        established: asyncio.Future[None] = conn._established  # type: ignore[attr-defined]
+        established = conn.established
         if established.done():
             if established.cancelled() and conn.client.alive:
                 self.send_reset(conn.client)
@@ -838,7 +864,8 @@ class Network:
     def _ack_arrived(self, conn: TcpConnection) -> None:
         server = conn.server
         assert server is not None
-        listener: SimServer = conn._listener  # type: ignore[attr-defined]
+        listener = conn.listener
+        assert listener is not None
         if server.transport is not None or server.closed:
             return
         if not listener.accepting or not server.alive:
@@ -868,19 +895,10 @@ class Network:
                     continue
                 if endpoint.boot != host.boot:
                     continue
-                transport = endpoint.transport
-                if transport is None:
+                if endpoint.transport is None:
                     endpoint.closed = True  # still connecting: nothing to close yet
                     continue
-                if transport.has_unread_data:
-                    self.send_reset(endpoint)
-                else:
-                    if not transport._eof_sent:
-                        transport._eof_sent = True
-                        conn.pipe_from(endpoint).send(_Segment("FIN"))
-                    endpoint.closed = True
-                transport._lost = True
-                self.pipe_closed(endpoint)
+                endpoint.transport._closed_by_os()
 
     def _require_host(self, what: str) -> Host:
         here = current_host()

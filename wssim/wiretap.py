@@ -98,8 +98,8 @@ class DirectionTap:
 
     def _http_head(self) -> Decoded | None:
         expected = b"GET " if self._from_client else b"HTTP/"
-        start = bytes(self._buffer[: len(expected)])
-        if not expected.startswith(start):
+        prefix = bytes(self._buffer[: len(expected)])
+        if not expected.startswith(prefix):
             self._state = "raw"
             return self._raw()
         end = self._buffer.find(b"\r\n\r\n")
