@@ -2,8 +2,8 @@
 """Set up the project and run it: one command per job, standard library only.
 
     python3 dev.py course   # create/refresh .venv, install the course, open JupyterLab
-    python3 dev.py test     # create/refresh .venv, install the tests, ruff, then pytest + nbval
-    python3 dev.py lint     # ruff check and ruff format --check (add --fix to fix)
+    python3 dev.py test     # create/refresh .venv, install the tests, lint, then pytest + nbval
+    python3 dev.py lint     # ruff check, ruff format --check (add --fix to fix), then mypy
     python3 dev.py bench    # run bench/run.py
     python3 dev.py clean    # remove .venv and every generated cache
 
@@ -41,7 +41,7 @@ VENV_BIN = VENV / ("Scripts" if WINDOWS else "bin")
 VENV_PYTHON = VENV_BIN / ("python.exe" if WINDOWS else "python")
 
 # What `clean` removes, besides .venv: generated directories found anywhere in the tree.
-CLEAN_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
+CLEAN_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".ipynb_checkpoints"}
 CLEAN_TOP = ["build", "dist"]
 
 
@@ -228,11 +228,13 @@ def lint(*, fix: bool = False) -> None:
     else:
         check([*ruff, "check", "."], "ruff check")
         check([*ruff, "format", "--check", "."], "ruff format --check")
+    # Type-check the package; what and how strictly is in [tool.mypy] of pyproject.toml.
+    check([str(VENV_PYTHON), "-m", "mypy"], "mypy")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     ensure_venv({"test"}, reinstall=args.reinstall)
-    say("Lint: ruff check and ruff format --check")
+    say("Lint: ruff check, ruff format --check and mypy")
     lint()
     say("Tests: pytest (unit tests, and every notebook through nbval)")
     # No MPLBACKEND here: the notebooks' kernels must draw figures inline, as when the
@@ -429,13 +431,13 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add(
         "test",
-        'install ".[test]", then ruff check, ruff format --check, and pytest '
+        'install ".[test]", then ruff check, ruff format --check, mypy, and pytest '
         "(unit tests and every notebook through nbval; warnings are errors)",
     )
     sp.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: options for pytest")
     sp.set_defaults(func=cmd_test)
 
-    sp = add("lint", "ruff check and ruff format --check")
+    sp = add("lint", "ruff check, ruff format --check, then mypy on the package")
     sp.add_argument("--fix", action="store_true", help="fix what ruff can and reformat")
     sp.set_defaults(func=cmd_lint)
 

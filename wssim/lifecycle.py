@@ -246,11 +246,10 @@ def _walk(trace: Iterable[Event]) -> list[_Walk]:
                         walk.move(event.time, rule.to, event)
             elif event.conn and event.side in ("client", "server"):
                 key = (event.conn, event.side)
-                walk = walks.get(key)
-                if walk is None:
-                    walk = walks[key] = _Walk(event.conn, event.side, event.host)
+                if key not in walks:
+                    walks[key] = _Walk(event.conn, event.side, event.host)
                     conns.setdefault(event.conn, None)
-                walk.move(event.time, rule.to, event)
+                walks[key].move(event.time, rule.to, event)
             break
     order = {conn: i for i, conn in enumerate(conns)}
     result = sorted(walks.values(), key=lambda w: (order[w.conn], w.side != "client"))

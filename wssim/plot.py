@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
@@ -85,9 +87,21 @@ def _new_axes(width: float, height: float) -> Axes:
     return ax
 
 
+def _figure(ax: Axes) -> Figure:
+    """The figure of ``ax``, whose size in inches gives the axes' size in points.
+
+    Axes of a subfigure are refused: their position is in the subfigure's coordinates and a
+    subfigure has no size in inches of its own.
+    """
+    figure = ax.figure
+    if not isinstance(figure, Figure):
+        raise TypeError("wssim draws on the axes of a figure, not of a subfigure")
+    return figure
+
+
 def _points_per_unit(ax: Axes, span: float, *, vertical: bool) -> float:
     """How many points one data unit takes on ``ax``, if the axis covers ``span`` units."""
-    figure = ax.figure
+    figure = _figure(ax)
     box = ax.get_position()
     size = box.height * figure.get_figheight() if vertical else box.width * figure.get_figwidth()
     return size * 72 / span
@@ -220,7 +234,7 @@ def timeline(
     headroom = 0.0
     if notes:
         room = 12.0 * notes + 4
-        available = ax.get_position().height * ax.figure.get_figheight() * 72
+        available = ax.get_position().height * _figure(ax).get_figheight() * 72
         headroom = room * max(n, 1) / max(available - room, room)
     ax.set_xlim(view.left, view.right)
     ax.set_ylim(max(n, 1) - 0.5, -0.5 - headroom)
@@ -303,11 +317,16 @@ def _draw_ends(view: _View, ended: list[Endpoint], *, cross: float) -> None:
         )
         closed.set_gid(f"state:{State.CLOSED.name}")
         view.ax.add_collection(closed)
-    failed = [e for e in ended if e.failed]
+    # A failed attempt always has a closed_at; testing it again tells the type checker.
+    failed = [
+        (e.closed_at, view.row[e.conn, e.side])
+        for e in ended
+        if e.failed and e.closed_at is not None
+    ]
     if failed:
         crosses = view.ax.scatter(
-            [e.closed_at for e in failed],
-            [view.row[e.conn, e.side] for e in failed],
+            [x for x, _ in failed],
+            [y for _, y in failed],
             marker="x",
             s=cross,
             linewidths=1.8,
@@ -390,9 +409,12 @@ def _draw_faults_and_marks(view: _View, fault_list: list[Fault], marks: Iterable
     ax = view.ax
     notes: list[tuple[float, str, str]] = []
     for i, fault in enumerate(fault_list):
-        options = {"color": COLORS["fault"], "label": "_nolegend_" if i else "fault"}
+        color, label = COLORS["fault"], "_nolegend_" if i else "fault"
+        artist: Line2D | Rectangle
         if fault.instant or fault.end <= fault.start:
-            artist = ax.axvline(fault.start, linestyle="--", linewidth=1.2, zorder=1, **options)
+            artist = ax.axvline(
+                fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
+            )
         else:
             artist = ax.axvspan(
                 max(fault.start, view.start),
@@ -400,7 +422,8 @@ def _draw_faults_and_marks(view: _View, fault_list: list[Fault], marks: Iterable
                 alpha=FAULT_ALPHA,
                 linewidth=0,
                 zorder=0,
-                **options,
+                color=color,
+                label=label,
             )
         artist.set_gid("fault")
         notes.append((max(fault.start, view.start), _fault_label(fault), "fault"))
@@ -620,7 +643,9 @@ def sequence(
 
     # Legend: states, what the arrows are, faults.
     drawn = {a.kind for a in arrows}
-    handles = [Patch(color=STATE_COLORS[s], label=s.name) for s in _DRAWN_STATES if s in seen]
+    handles: list[Artist] = [
+        Patch(color=STATE_COLORS[s], label=s.name) for s in _DRAWN_STATES if s in seen
+    ]
     handles += [
         Line2D([], [], color=COLORS[k], linewidth=1.5, label=label)
         for k, label in _ARROW_LABELS.items()
@@ -756,6 +781,7 @@ def _draw_lifelines(ax: Axes, time: _TimeAxis, conn_spans: list[Span]) -> set[St
 def _draw_fault_band(ax: Axes, time: _TimeAxis, fault: Fault, first: float, last: float) -> None:
     """A fault as a band across both lifelines, labelled on the left."""
     y0, y1 = time.y(max(fault.start, first)), time.y(min(fault.end, last))
+    artist: Line2D | Rectangle
     if fault.instant or y1 <= y0:
         artist = ax.axhline(y0, color=COLORS["fault"], linestyle="--", linewidth=1)
     else:

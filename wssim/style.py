@@ -113,8 +113,9 @@ def decorate(
         ax.set_ylabel(ylabel, fontsize=FONT_SIZES["label"])
     ax.tick_params(labelsize=FONT_SIZES["tick"])
     if legend is False:
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
+        drawn = ax.get_legend()
+        if drawn is not None:
+            drawn.remove()
     else:
         handles, labels = ax.get_legend_handles_labels()
         if handles or isinstance(legend, Mapping):

@@ -115,9 +115,7 @@ def _no_proxy_in_simulations(get_proxy: Callable[..., Any]) -> Callable[..., Any
     return lookup
 
 
-websockets.asyncio.client.get_proxy = _no_proxy_in_simulations(  # type: ignore[assignment]
-    websockets.asyncio.client.get_proxy
-)
+websockets.asyncio.client.get_proxy = _no_proxy_in_simulations(websockets.asyncio.client.get_proxy)
 
 
 class World:
