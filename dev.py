@@ -4,6 +4,7 @@
     python3 dev.py course   # create/refresh .venv, install the course, open JupyterLab
     python3 dev.py test     # create/refresh .venv, install the tests, lint, then pytest + nbval
     python3 dev.py lint     # ruff check, ruff format --check (add --fix to fix), then mypy
+    python3 dev.py execute  # re-execute the notebooks and store their outputs
     python3 dev.py bench    # run bench/run.py
     python3 dev.py clean    # remove .venv and every generated cache
 
@@ -252,6 +253,40 @@ def cmd_test(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_execute(args: argparse.Namespace) -> int:
+    """Re-execute notebooks in place, as nbval will check them, and store their outputs."""
+    ensure_venv({"test"}, reinstall=args.reinstall)
+    paths = [Path(p).resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    env = child_env(PYDEVD_DISABLE_FILE_VALIDATION="1")
+    for path in paths:
+        if not path.is_file():
+            raise Failure(f"no such notebook: {path}")
+        say(f"Executing {_short(str(path))}")
+        check([str(VENV_PYTHON), "-c", EXECUTE_NOTEBOOK, str(path)], path.name, env=env)
+        strip_volatile_metadata(path)
+    say(f"Executed {len(paths)} notebook(s): review the diff, then commit them")
+    return 0
+
+
+# Run in the venv: execute a notebook with its own directory as working directory, as
+# nbval does, and write it back with its outputs.
+EXECUTE_NOTEBOOK = """
+import sys, pathlib, nbformat, nbclient
+path = pathlib.Path(sys.argv[1])
+notebook = nbformat.read(path, as_version=4)
+nbclient.NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+nbformat.write(notebook, path)
+"""
+
+
+def strip_volatile_metadata(path: Path) -> None:
+    """Drop per-cell execution timestamps, so re-running a notebook only changes outputs."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook.get("cells", []):
+        cell.get("metadata", {}).pop("execution", None)
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if not BENCH.is_file():
         raise Failure(f"no benchmarks yet: {_short(str(BENCH))} does not exist")
@@ -440,6 +475,10 @@ def parser() -> argparse.ArgumentParser:
     sp = add("lint", "ruff check, ruff format --check, then mypy on the package")
     sp.add_argument("--fix", action="store_true", help="fix what ruff can and reformat")
     sp.set_defaults(func=cmd_lint)
+
+    sp = add("execute", "re-execute notebooks in place and store their outputs (all by default)")
+    sp.add_argument("notebooks", nargs="*", help="notebook files (default: notebooks/*.ipynb)")
+    sp.set_defaults(func=cmd_execute)
 
     sp = add("bench", "run the benchmarks (bench/run.py)")
     sp.add_argument("bench_args", nargs=argparse.REMAINDER, help="after --: options for run.py")
