@@ -274,7 +274,8 @@ EXECUTE_NOTEBOOK = """
 import sys, pathlib, nbformat, nbclient
 path = pathlib.Path(sys.argv[1])
 notebook = nbformat.read(path, as_version=4)
-nbclient.NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+where = {"metadata": {"path": str(path.parent)}}
+nbclient.NotebookClient(notebook, timeout=600, resources=where).execute()
 nbformat.write(notebook, path)
 """
 
