@@ -274,3 +274,10 @@ def test_links_have_their_own_latency() -> None:
         trace = sim.run(until=5)
     opened = {e.host: e.time for e in trace.filter(kind="log", side="client", contains="is OPEN")}
     assert opened == {"far": 0.4, "near": 0.04}
+
+
+def test_a_kernel_and_a_script_give_the_same_trace() -> None:
+    async def kernel_cell() -> wssim.Trace:
+        return restart_scenario(5)  # runs in a worker thread: a loop is running here
+
+    assert asyncio.run(kernel_cell()) == restart_scenario(5)
