@@ -593,6 +593,7 @@ class Network:
         self._heap: list[tuple[float, int, int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = float("inf")
+        self._pumping = False  # while delivering, new entries wait for the pump to re-arm
 
     # Topology
 
@@ -632,8 +633,15 @@ class Network:
         self, when: float, conn_index: int, direction: int, fn: Callable[..., None], *args: Any
     ) -> None:
         """Call ``fn(*args)`` at ``when``, after every earlier delivery, in a fixed order."""
-        entry = (when, conn_index, direction, next(self._seq), fn, args)
-        heapq.heappush(self._heap, entry)
+        heapq.heappush(self._heap, (when, conn_index, direction, next(self._seq), fn, args))
+        if not self._pumping:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Keep exactly one loop timer, set for the earliest pending delivery."""
+        if not self._heap:
+            return
+        when = self._heap[0][0]
         if when < self._timer_when:
             if self._timer is not None:
                 self._timer.cancel()
@@ -644,12 +652,14 @@ class Network:
         self._timer = None
         self._timer_when = float("inf")
         heap = self._heap
-        while heap and heap[0][0] <= self.loop.time() + 1e-9:
-            *_, fn, args = heapq.heappop(heap)
-            fn(*args)
-        if heap:
-            self._timer_when = heap[0][0]
-            self._timer = self.loop.call_at(self._timer_when, self._pump)
+        self._pumping = True
+        try:
+            while heap and heap[0][0] <= self.loop.time() + 1e-9:
+                *_, fn, args = heapq.heappop(heap)
+                fn(*args)
+        finally:
+            self._pumping = False
+            self._arm()
 
     def _arrive(self, pipe: Pipe, segment: _Segment) -> None:
         src, dst = pipe.src, pipe.dst
