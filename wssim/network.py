@@ -99,6 +99,8 @@ class NetworkObserver(Protocol):
 
     def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
 
+    def forget(self, conn: TcpConnection) -> None: ...
+
     constructing: Endpoint | None
 
 
@@ -152,7 +154,18 @@ class Pipe:
         self.stuck_since = 0.0
         self.rto = RTO_MIN
         self.retransmit_timer: asyncio.TimerHandle | None = None
-        self.rng = random.Random(f"{network.seed}/{conn.id}/{self.direction}")
+        self._rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """This direction's own generator for jitter: draws never depend on other traffic.
+
+        Made on first use: a generator weighs about 5 KB, and most links have no jitter.
+        """
+        if self._rng is None:
+            seed = f"{self.network.seed}/{self.conn.id}/{self.direction}"
+            self._rng = random.Random(seed)
+        return self._rng
 
     def send(self, segment: _Segment) -> None:
         net = self.network
@@ -733,7 +746,12 @@ class Network:
         conn = endpoint.conn
         other = conn.endpoint("server" if endpoint.side == "client" else "client")
         if other is None or other.transport is None or other.transport.lost:
-            self.connections.pop(conn, None)
+            self.forget(conn)
+
+    def forget(self, conn: TcpConnection) -> None:
+        """Both ends are done with ``conn``: let go of it (its protocols, its buffers)."""
+        if self.connections.pop(conn, None) is not None:
+            self.observer.forget(conn)
 
     # Listening
 
@@ -789,7 +807,7 @@ class Network:
             await conn.established
         except BaseException:
             conn.client.closed = True
-            self.connections.pop(conn, None)
+            self.forget(conn)
             raise
         # The final ACK of the three-way handshake goes out before any data.
         assert conn.to_server is not None

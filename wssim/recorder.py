@@ -44,7 +44,8 @@ class Recorder(logging.Filter):
         self._loop = loop
         self._events: list[tuple[float, int, int, Event]] = []
         self._seq = 0
-        self._taps: dict[TcpConnection, ConnectionTap] = {}
+        # Keyed by connection number, so that a finished connection can be let go of.
+        self._taps: dict[int, ConnectionTap] = {}
         self._saved_levels: dict[str, int] = {}
         self.recording = True
         # The endpoint whose protocol is being created: websockets logs its first state
@@ -94,9 +95,9 @@ class Recorder(logging.Filter):
 
     def data(self, pipe: Pipe, data: bytes, arrives: float | None) -> None:
         conn = pipe.conn
-        tap = self._taps.get(conn)
+        tap = self._taps.get(conn.index)
         if tap is None:
-            tap = self._taps[conn] = ConnectionTap()
+            tap = self._taps[conn.index] = ConnectionTap()
         direction = tap.to_server if pipe.src.side == "client" else tap.to_client
         for item in direction.feed(data):
             self.add(
@@ -113,6 +114,9 @@ class Recorder(logging.Filter):
                 ),
                 conn.index,
             )
+
+    def forget(self, conn: TcpConnection) -> None:
+        self._taps.pop(conn.index, None)
 
     def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
         if not isinstance(protocol, Connection):
