@@ -281,3 +281,19 @@ def test_a_kernel_and_a_script_give_the_same_trace() -> None:
         return restart_scenario(5)  # runs in a worker thread: a loop is running here
 
     assert asyncio.run(kernel_cell()) == restart_scenario(5)
+
+
+def test_the_callers_garbage_collector_settings_are_left_alone() -> None:
+    import gc
+
+    seen = []
+
+    async def look() -> None:
+        seen.append(gc.get_threshold())
+
+    before = gc.get_threshold()
+    with wssim.Simulation() as sim:
+        sim.host("a").spawn(look())
+        sim.run(until=1)
+    assert gc.get_threshold() == before
+    assert seen[0][0] >= 20_000

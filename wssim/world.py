@@ -8,6 +8,7 @@ creates belongs to the host whose code created it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections.abc import Callable, Coroutine
 from contextvars import Context
@@ -22,6 +23,9 @@ from wssim.recorder import Recorder
 from wssim.trace import Event
 
 __all__ = ["ProcessFailed", "SimLoop", "World"]
+
+GC_THRESHOLD = 20_000
+"""The garbage collector's first threshold while a simulation runs (see World.run)."""
 
 SHUTDOWN_GRACE = 3600.0
 """Virtual seconds that killed processes get to unwind when a simulation ends."""
@@ -207,11 +211,20 @@ class World:
         """Run the loop up to ``until`` with websockets' randomness and logs captured."""
         saved_random = random.getstate()
         random.setstate(self.global_random_state)
+        saved_gc = gc.get_threshold()
+        # A simulation allocates a great many short-lived objects (futures, handles, log
+        # records) while it holds many long-lived ones (every connection's state): with
+        # Python's default first threshold (700), full collections over the long-lived
+        # objects come so often that they took 40% of a 10,000-client run. Collecting the
+        # youngest generation less often lets short-lived objects die uncollected. The
+        # caller's setting comes back when the run ends.
+        gc.set_threshold(max(saved_gc[0], GC_THRESHOLD), *saved_gc[1:])
         self.recorder.start_capture()
         try:
             self.loop.run_until(until)
         finally:
             self.recorder.stop_capture()
+            gc.set_threshold(*saved_gc)
             self.global_random_state = random.getstate()
             random.setstate(saved_random)
 
