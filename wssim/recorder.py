@@ -161,11 +161,8 @@ class Recorder(logging.Filter):
         self._saved_levels.clear()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            ours = asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            ours = False
-        if not ours:
+        # The low-level form: no exception to raise and catch when no loop runs here.
+        if asyncio._get_running_loop() is not self._loop:
             return True
         host = current_host()
         if host is None:
