@@ -103,6 +103,8 @@ class NetworkObserver(Protocol):
 
     constructing: Endpoint | None
 
+    def constructed(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
+
 
 class _Segment:
     __slots__ = ("data", "kind")
@@ -706,9 +708,11 @@ class Network:
         """Create the protocol of ``endpoint``, telling the observer whose it is."""
         self.observer.constructing = endpoint
         try:
-            return protocol_factory()
+            protocol = protocol_factory()
         finally:
             self.observer.constructing = None
+        self.observer.constructed(endpoint, protocol)
+        return protocol
 
     def send_reset(self, endpoint: Endpoint) -> None:
         """Send an RST from ``endpoint``: whatever was waiting to be sent is discarded."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.connection import Connection
 
@@ -56,7 +57,8 @@ class Recorder(logging.Filter):
 
     def trace(self) -> Trace:
         """All events so far, ordered by time, then connection, then occurrence."""
-        return Trace(entry[3] for entry in sorted(self._events, key=lambda x: x[:3]))
+        # (time, connection, sequence) are unique: the events themselves are never compared.
+        return Trace(entry[3] for entry in sorted(self._events))
 
     def add(self, event: Event, conn_index: int = 0) -> None:
         if not self.recording:
@@ -114,6 +116,23 @@ class Recorder(logging.Filter):
                 ),
                 conn.index,
             )
+
+    def constructed(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+        """A websockets connection was made for ``endpoint``: record its log directly.
+
+        Going through :mod:`logging` costs a full ``LogRecord`` per line (with a walk up
+        the stack to find the caller), for a dozen lines per keepalive period: it was half
+        the time of a long simulation. A connection built with websockets' default logger
+        gets an :class:`EndpointLog` instead; one built with the learner's own ``logger=``
+        keeps it, and its lines still reach the trace through :meth:`filter`.
+        """
+        if not isinstance(protocol, Connection):
+            return
+        current = protocol.logger
+        if not (isinstance(current, logging.LoggerAdapter) and current.logger.name in LOGGERS):
+            return
+        log = EndpointLog(self, endpoint, current.logger)
+        protocol.logger = protocol.protocol.logger = log
 
     def forget(self, conn: TcpConnection) -> None:
         self._taps.pop(conn.index, None)
@@ -186,3 +205,38 @@ class Recorder(logging.Filter):
             text += f" ({type(exc).__name__}: {exc})"
         self.add(Event(self.now(), "log", text, host=host.name, conn=conn, side=side), index)
         return False
+
+
+class EndpointLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """What websockets logs for one connection endpoint, straight into the trace.
+
+    A :class:`logging.LoggerAdapter`, as websockets expects, whose :meth:`log` records the
+    line as an event instead of making a ``LogRecord``. Every level is enabled: inside a
+    simulation the trace is where logs go.
+    """
+
+    def __init__(self, recorder: Recorder, endpoint: Endpoint, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self._recorder = recorder
+        self._endpoint = endpoint
+
+    def isEnabledFor(self, level: int) -> bool:
+        return True
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if msg in HEADER_LINES or current_host() is None:
+            return  # header lines are left out; a dead process says nothing
+        text = str(msg) % args if args else str(msg)
+        exc_info = kwargs.get("exc_info")
+        exc = sys.exc_info()[1] if exc_info is True else exc_info
+        if isinstance(exc, BaseException):
+            text += f" ({type(exc).__name__}: {exc})"
+        endpoint = self._endpoint
+        recorder = self._recorder
+        recorder.add(
+            Event(
+                recorder.now(), "log", text, host=endpoint.host.name,
+                conn=endpoint.conn.id, side=endpoint.side,
+            ),
+            endpoint.conn.index,
+        )  # fmt: skip
