@@ -462,3 +462,21 @@ def test_proxy_settings_of_the_machine_do_not_apply_inside_a_simulation(
         sim.host("client").spawn(client())
         sim.run(until=1)
     assert replies == ["direct"]
+
+
+def test_a_crash_lets_the_dead_processes_unwind() -> None:
+    async def client() -> None:
+        async with connect("ws://server:8765") as ws:
+            await ws.wait_closed()
+
+    with wssim.Simulation() as sim:
+        server = sim.host("server")
+        task = server.spawn(echo_server())
+        sim.host("client").spawn(client())
+        sim.at(1, server.crash)
+        trace = sim.run(until=2)
+        # The server's handler and the server itself finished (cancelled), instead of
+        # waiting for ever for their connection to be lost.
+        assert task.cancelled()
+        assert server.tasks == []
+    assert trace.filter(host="server", kind=["log", "closed"], since=1) == wssim.Trace()

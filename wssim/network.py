@@ -21,6 +21,7 @@ the senders wrote in.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import heapq
 import itertools
@@ -473,8 +474,15 @@ class SimTransport(asyncio.Transport):
                 self._pipe().send(_Segment("FIN"))
             ep.closed = True
         self._closing = True
-        self._lost = True  # nobody is left to call back
+        self._lost = True
         self._network.pipe_closed(ep)
+        # The dead process's code is being cancelled, and its cleanup may wait for the
+        # connection to be lost (websockets' closing code does): tell the protocol, in an
+        # empty context, so that nothing it does is seen as the host's and nothing is
+        # recorded. Otherwise those tasks would wait, and hold their memory, for ever.
+        self._network.loop.call_soon(
+            self._protocol.connection_lost, None, context=contextvars.Context()
+        )
 
     @property
     def lost(self) -> bool:
