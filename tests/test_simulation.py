@@ -297,3 +297,21 @@ def test_the_callers_garbage_collector_settings_are_left_alone() -> None:
         sim.run(until=1)
     assert gc.get_threshold() == before
     assert seen[0][0] >= 20_000
+
+
+def test_a_connection_with_its_own_logger_keeps_it(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    async def client() -> None:
+        mine = logging.getLogger("my.app.websocket")
+        async with connect("ws://server:8765", logger=mine) as ws:
+            await ws.send("hi")
+            await ws.recv()
+
+    with caplog.at_level(logging.DEBUG, logger="my.app.websocket"), wssim.Simulation() as sim:
+        sim.host("server").spawn(echo_server())
+        sim.host("client").spawn(client())
+        trace = sim.run(until=1)
+    assert "> TEXT 'hi' [2 bytes]" in [r.getMessage() for r in caplog.records]
+    assert trace.filter(kind="log", side="client", contains="TEXT") == wssim.Trace()
+    assert trace.first(kind="log", side="server", contains="< TEXT").text == "< TEXT 'hi' [2 bytes]"

@@ -123,8 +123,8 @@ class Recorder(logging.Filter):
         Going through :mod:`logging` costs a full ``LogRecord`` per line (with a walk up
         the stack to find the caller), for a dozen lines per keepalive period: it was half
         the time of a long simulation. A connection built with websockets' default logger
-        gets an :class:`EndpointLog` instead; one built with the learner's own ``logger=``
-        keeps it, and its lines still reach the trace through :meth:`filter`.
+        gets an :class:`EndpointLog` instead. One built with the learner's own ``logger=``
+        keeps it: its lines go where the learner sends them, not to the trace.
         """
         if not isinstance(protocol, Connection):
             return
