@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from wssim.hosts import Host
-from wssim.network import Link
-from wssim.trace import Event, Trace
+from wssim.network import LOOPBACK_NAMES, Link
+from wssim.trace import Trace
 from wssim.world import World
 
 __all__ = ["Simulation"]
@@ -113,7 +113,7 @@ class Simulation:
     def host(self, name: str) -> Host:
         """Return the host called ``name``, creating it on first use."""
         self._check_open()
-        if not isinstance(name, str) or not name or name in ("localhost", "127.0.0.1", "::1"):
+        if not isinstance(name, str) or not name or name in LOOPBACK_NAMES:
             raise ValueError(
                 f"name must be a non-empty host name other than localhost, got {name!r}"
             )
@@ -228,10 +228,6 @@ class Simulation:
     def trace(self) -> Trace:
         """Everything recorded so far."""
         return self._world.recorder.trace()
-
-    def record(self, event: Event) -> None:
-        """Add a ready-made event to the trace (for helpers that observe experiments)."""
-        self._world.recorder.add(event)
 
     # Ending
 

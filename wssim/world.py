@@ -8,9 +8,10 @@ creates belongs to the host whose code created it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextvars import Context
 from typing import Any
 
@@ -207,8 +208,13 @@ class World:
         host._kill_processes()
         host.state = HostState.CRASHED
 
-    def run(self, until: float | None) -> None:
-        """Run the loop up to ``until`` with websockets' randomness and logs captured."""
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """While the loop runs: the world's own randomness, GC setting and log capture.
+
+        Whatever the caller had (``random`` state, GC threshold, logger levels) comes back
+        afterwards.
+        """
         saved_random = random.getstate()
         random.setstate(self.global_random_state)
         saved_gc = gc.get_threshold()
@@ -216,17 +222,21 @@ class World:
         # records) while it holds many long-lived ones (every connection's state): with
         # Python's default first threshold (700), full collections over the long-lived
         # objects come so often that they took 40% of a 10,000-client run. Collecting the
-        # youngest generation less often lets short-lived objects die uncollected. The
-        # caller's setting comes back when the run ends.
+        # youngest generation less often lets short-lived objects die uncollected.
         gc.set_threshold(max(saved_gc[0], GC_THRESHOLD), *saved_gc[1:])
         self.recorder.start_capture()
         try:
-            self.loop.run_until(until)
+            yield
         finally:
             self.recorder.stop_capture()
             gc.set_threshold(*saved_gc)
             self.global_random_state = random.getstate()
             random.setstate(saved_random)
+
+    def run(self, until: float | None) -> None:
+        """Run the loop up to ``until``."""
+        with self._running():
+            self.loop.run_until(until)
 
     def shutdown(self) -> None:
         """End the world: kill every process, let them unwind, close the loop.
@@ -242,25 +252,21 @@ class World:
             handle.cancel()
         self.scheduled.clear()
         for host in self.hosts.values():
-            if host.state is HostState.UP:
-                self.network.crash(host)
-                host._kill_processes()
-                host.state = HostState.CRASHED
-        saved_random = random.getstate()
-        random.setstate(self.global_random_state)
-        self.recorder.start_capture()
+            self.crash_host(host)
         try:
-            # Killed processes unwind in virtual time (close timeouts and the like); give
-            # them a bounded span, then cancel whatever still runs, twice at most.
-            for _ in range(3):
-                pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-                if not pending:
-                    break
-                for task in pending:
-                    task.cancel()
-                self.loop.run_until(self.loop.time() + SHUTDOWN_GRACE)
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            with self._running():
+                self._unwind()
         finally:
-            self.recorder.stop_capture()
-            random.setstate(saved_random)
             self.loop.close()
+
+    def _unwind(self) -> None:
+        """Let killed processes unwind in virtual time (close timeouts and the like): a
+        bounded span, then cancel whatever still runs, three rounds at most."""
+        for _ in range(3):
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            self.loop.run_until(self.loop.time() + SHUTDOWN_GRACE)
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
