@@ -106,8 +106,10 @@ RULES: tuple[Rule, ...] = (
     Rule("tcp", "connect timed out", CLOSED, side="client", prefix=True),
     Rule("tcp", "connection reset by peer", CLOSED),
     Rule("tcp", "gave up retransmitting", CLOSED, prefix=True),
-    # A crash kills every process of the host, and their connections with them.
+    # A crash kills every process of the host, and their connections with them; so does
+    # a power loss, in silence.
     Rule("fault", "crash", CLOSED, prefix=True, host_wide=True),
+    Rule("fault", "power loss", CLOSED, prefix=True, host_wide=True),
 )
 """Which events move an endpoint to which state, in the order they are tried."""
 

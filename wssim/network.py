@@ -202,6 +202,9 @@ class Pipe:
         self.unsent_bytes = 0  # with a bandwidth limit: bytes waiting for the wire
         self.waiting: deque[Segment] = deque()  # the receiver's window is closed
         self.waiting_bytes = 0
+        self.in_flight = 0  # data bytes on the wire, not landed yet
+        self.update_pending = False  # a window update is on its way to the sender
+        self.window_reported = False  # the trace says the window is closed
 
     @property
     def open(self) -> bool:
@@ -224,7 +227,14 @@ class Pipe:
             self._rng = random.Random(seed)
         return self._rng
 
-    def send(self, segment: Segment, *, record: bool = True) -> None:
+    def send(self, segment: Segment) -> None:
+        """Send ``segment`` as soon as the receiver's window lets it go."""
+        if self.waiting or (segment.kind == "DATA" and self._window_short(len(segment.data))):
+            self._wait_for_window(segment)
+            return
+        self._transmit(segment)
+
+    def _transmit(self, segment: Segment) -> None:
         net = self.network
         now = net.loop.time()
         if self.stuck or not self.open:
@@ -234,8 +244,6 @@ class Pipe:
             arrives = None
         else:
             arrives = net.schedule(self, segment)
-        if not record:
-            return
         if segment.kind == "DATA":
             net.observer.data(self, segment.data, arrives)
         elif segment.kind != "ACK":
@@ -312,32 +320,67 @@ class Pipe:
         if self.src.transport is not None:
             self.src.transport._update_flow_control()
 
-    def close_window(self, segment: Segment) -> None:
-        """The receiver's buffer is full: ``segment`` waits on the sender's side."""
-        if not self.waiting:
-            self.network.observer.tcp(
+    # The receive window: bytes in flight plus bytes the receiver has not read yet never
+    # exceed its receive buffer. Past that, bytes wait on the sender's side, where they
+    # count in its write buffer, which is what makes flow control reach the application.
+
+    def _window_short(self, size: int) -> bool:
+        receiver = self.dst.transport
+        unread = receiver.unread_bytes if receiver is not None else 0
+        used = self.in_flight + unread
+        # One segment may always go when nothing is outstanding, however large it is.
+        return used > 0 and used + size > self.network.receive_buffer
+
+    def _wait_for_window(self, segment: Segment) -> None:
+        net = self.network
+        receiver = self.dst.transport
+        if (
+            not self.window_reported
+            and receiver is not None
+            and receiver.unread_bytes >= net.receive_buffer // 2
+        ):
+            # The reader is behind (not just the wire full): worth a line in the trace.
+            self.window_reported = True
+            net.observer.tcp(
                 self.conn,
                 self.dst.side,
                 self.dst.host.name,
-                f"receive buffer full ({self.network.receive_buffer} bytes unread): "
-                f"window closed, the sender waits",
+                f"receive buffer full ({receiver.unread_bytes} bytes unread): "
+                f"zero window, the sender waits",
             )
         self.waiting.append(segment)
         self.waiting_bytes += len(segment.data)
         if self.src.transport is not None:
             self.src.transport._update_flow_control()
 
-    def open_window(self) -> None:
-        """The receiver made room: what waited is sent again, in order."""
-        if not self.waiting:
+    def window_update(self) -> None:
+        """The receiver made room (it read, or bytes landed): tell the sender, which
+        learns it one latency later, as from an ACK."""
+        if not self.waiting or self.update_pending:
             return
-        segments, self.waiting = list(self.waiting), deque()
-        self.waiting_bytes = 0
-        self.network.observer.tcp(
-            self.conn, self.dst.side, self.dst.host.name, "window open: the sender resumes"
+        self.update_pending = True
+        net = self.network
+        back = net.link(self.dst.host.name, self.src.host.name).latency
+        net.call_at(
+            net.loop.time() + back, self.conn.index, 1 - self.direction, self._window_opened
         )
-        for segment in segments:
-            self.send(segment, record=False)
+
+    def _window_opened(self) -> None:
+        self.update_pending = False
+        if not self.src.alive:
+            return
+        if self.window_reported:
+            self.window_reported = False
+            self.network.observer.tcp(
+                self.conn, self.dst.side, self.dst.host.name, "window open: the sender resumes"
+            )
+        while self.waiting:
+            segment = self.waiting[0]
+            if segment.kind == "DATA" and self._window_short(len(segment.data)):
+                break
+            self.waiting.popleft()
+            self.waiting_bytes -= len(segment.data)
+            self._transmit(segment)
         if self.src.transport is not None:
             self.src.transport._update_flow_control()
 
@@ -348,6 +391,7 @@ class Pipe:
         self.waiting.clear()
         self.waiting_bytes = 0
         self.unsent_bytes = 0
+        self.update_pending = False
         if self.retransmit_timer is not None:
             self.retransmit_timer.cancel()
             self.retransmit_timer = None
@@ -416,7 +460,7 @@ class SimTransport(asyncio.Transport):
         self._lost = False
         self._reading = True
         self._unread: deque[Segment] = deque()
-        self._unread_bytes = 0
+        self._unread_bytes = 0  # received, not read by the application yet
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._writing_paused = False
@@ -459,6 +503,7 @@ class SimTransport(asyncio.Transport):
         if not data:
             return
         self._pipe().send(Segment("DATA", bytes(data)))
+        self._update_flow_control()
 
     def can_write_eof(self) -> bool:
         return True
@@ -480,7 +525,7 @@ class SimTransport(asyncio.Transport):
                 self._eof_sent = True
                 self._pipe().send(Segment("FIN"))
             ep.closed = True
-        self._incoming().open_window()
+        self._incoming().window_update()
         self._network.loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
@@ -541,13 +586,12 @@ class SimTransport(asyncio.Transport):
             segment = self._unread.popleft()
             self._unread_bytes -= len(segment.data)
             self._receive(segment)
-        if self._unread_bytes < self._network.receive_buffer:
-            self._incoming().open_window()
+        self._incoming().window_update()
 
     @property
-    def window_full(self) -> bool:
-        """The kernel holds as many unread bytes as its receive buffer takes."""
-        return self._unread_bytes >= self._network.receive_buffer
+    def unread_bytes(self) -> int:
+        """Bytes received that the application has not read yet (0 once it closed)."""
+        return 0 if self._closing else self._unread_bytes
 
     def _deliver(self, segment: Segment) -> None:
         """A segment arrived for this endpoint's application."""
@@ -837,6 +881,7 @@ class Network:
             pipe.wire_free_at = departs
             pipe.unsent_bytes += size
             self.call_at(departs, pipe.conn.index, pipe.direction, pipe.sent, size)
+        pipe.in_flight += len(segment.data)
         delay = link.latency + (pipe.rng.uniform(0, link.jitter) if link.jitter else 0.0)
         arrives = max(departs + delay + extra, pipe.last_arrival)
         pipe.last_arrival = arrives
@@ -879,13 +924,19 @@ class Network:
         src, dst = pipe.src, pipe.dst
         if pipe.stuck or not pipe.open:
             # Cut while in flight, or behind a segment that was: wait for retransmission.
+            pipe.in_flight -= len(segment.data)
             if src.alive and segment.kind != "RST":
                 pipe.lost_in_flight(segment)
             return
         if dst.host.frozen:
-            # The kernel takes it; the frozen process sees it when it runs again.
+            # The kernel takes it; the frozen process sees it when it runs again. Until
+            # then it keeps its room in the receive window.
             dst.host.run_here(self._arrive, pipe, segment)
             return
+        if segment.data:
+            pipe.in_flight -= len(segment.data)
+            if pipe.waiting:
+                pipe.window_update()
         if segment.kind == "SYN-ACK":
             self._syn_ack_arrived(pipe.conn)
             return
@@ -901,9 +952,6 @@ class Network:
                 self.send_reset(dst)
             return
         transport = dst.transport
-        if pipe.waiting or (segment.kind == "DATA" and transport.window_full):
-            pipe.close_window(segment)
-            return
         if segment.kind == "FIN":
             dst.fin_received = True
         dst.host.run_here(transport._deliver, segment)
