@@ -536,7 +536,7 @@ class RawConnection(asyncio.Protocol):
             self.body += bytes(self._buffer)
             self._buffer.clear()
             return
-        now = _now()
+        now = self._time()
         frames, used = parse_frames(bytes(self._buffer), time=now)
         del self._buffer[:used]
         self.frames += frames
@@ -548,7 +548,7 @@ class RawConnection(asyncio.Protocol):
         """Called once the HTTP head has arrived."""
 
     def eof_received(self) -> bool:
-        self.eof_at = _now()
+        self.eof_at = self._time()
         self._end("FIN")
         # Returning False closes this side too, as a program that reads end-of-file does.
         return not self.close_on_eof
@@ -565,15 +565,18 @@ class RawConnection(asyncio.Protocol):
 
     # Internals
 
+    def _time(self) -> float:
+        return _time_of(self.transport)
+
     def _open(self) -> None:
-        self.opened_at = _now()
+        self.opened_at = self._time()
         self._record_log("= connection is OPEN")
         self._opened.set()
 
     def _end(self, how: TcpEnd, *, force: bool = False) -> None:
         if self.tcp is None or (force and self.tcp == "FIN"):
             self.tcp = how
-            self.tcp_at = _now()
+            self.tcp_at = self._time()
         self._ended.set()
         self._new.set()
 
@@ -837,6 +840,13 @@ class RawServer:
 
 def _now() -> float:
     return round(asyncio.get_running_loop().time(), 6)
+
+
+def _time_of(transport: SimTransport | None) -> float:
+    """The network's virtual time (callbacks may run while no loop is current)."""
+    if transport is None:
+        return _now()
+    return round(transport.endpoint.conn.network.loop.time(), 6)
 
 
 def _check_timeout(timeout: float | None) -> None:
