@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 
 from wssim import protocolerrors
 from wssim.protocolerrors import CATALOGUE, Case, case, run, table
@@ -280,3 +281,14 @@ def test_unknown_cases_and_bad_arguments_are_named() -> None:
 def test_names_are_unique_per_side() -> None:
     keys = [(c.side, c.name) for c in protocolerrors.CATALOGUE]
     assert len(keys) == len(set(keys))
+
+
+def test_a_handler_can_be_given_for_server_cases_only() -> None:
+    async def deaf(websocket: ServerConnection) -> None:
+        await websocket.wait_closed()
+
+    # A handler that never reads never decodes the text, so never finds it invalid.
+    outcome = run(case("invalid UTF-8 in a text message"), handler=deaf)
+    assert (outcome.answer, outcome.close_at) == ("1000 (echo)", 1.06)
+    with pytest.raises(ValueError, match="handler applies to server cases only"):
+        run(case("masked server frame", "client"), handler=deaf)

@@ -310,3 +310,18 @@ def test_accept_times_out() -> None:
     with wssim.Simulation(seed=0) as sim:
         sim.host("server").spawn(server())
         sim.run(until=5)
+
+
+def test_what_the_raw_side_sends_is_in_its_own_log() -> None:
+    async def script(raw: RawClient) -> None:
+        raw.send(RawFrame(Opcode.TEXT, b"hello", length=100), b"\x00\x01")
+        await raw.wait_closed()
+
+    _, trace = run_client(script)
+    sent = trace.filter(kind="log", side="client", contains="> ")
+    assert [(e.time, e.text) for e in sent] == [
+        (0.04, "> TEXT 'hello' [5 bytes] (length says 100)"),
+        (0.04, "> 2 raw bytes"),
+    ]
+    # The wire tap reads the header's length too: it waits for 100 bytes, as the server does.
+    assert trace.first(kind="frame", side="client") is None

@@ -18,7 +18,7 @@ ends a connection that is stuck.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -563,8 +563,11 @@ async def _echo(websocket: ServerConnection) -> None:
         await websocket.send(message)
 
 
-async def _library_server(options: dict[str, Any]) -> None:
-    async with serve(_echo, None, PORT, **options) as server:
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+async def _library_server(handler: Handler, options: dict[str, Any]) -> None:
+    async with serve(handler, None, PORT, **options) as server:
         await server.serve_forever()
 
 
@@ -608,13 +611,23 @@ async def _drive(raw: RawConnection, case: Case, our_close: list[float]) -> None
     await raw.wait_closed(LIMIT)
 
 
-def run(case: Case, *, seed: int = 0, latency: float = 0.010, **options: Any) -> Outcome:
+def run(
+    case: Case,
+    *,
+    seed: int = 0,
+    latency: float = 0.010,
+    handler: Handler | None = None,
+    **options: Any,
+) -> Outcome:
     """Run one case on a fresh simulation and report what the library did.
 
     Args:
         case: the case.
         seed: the simulation's seed.
         latency: the one-way latency between the two hosts, in seconds.
+        handler: for server cases, the connection handler given to ``serve()``. Default:
+            an echo handler that reads every message (``async for``), so text is decoded
+            and checked as an application would.
         **options: keyword arguments for websockets' ``serve()`` (server cases) or
             ``connect()`` (client cases), such as ``max_size``.
 
@@ -623,6 +636,8 @@ def run(case: Case, *, seed: int = 0, latency: float = 0.010, **options: Any) ->
     """
     if not isinstance(case, Case):
         raise ValueError(f"case must be a Case, got {case!r}")
+    if handler is not None and case.side != "server":
+        raise ValueError(f"handler applies to server cases only; {case.name!r} is a client case")
     raws: list[RawConnection] = []
     our_close: list[float] = []
 
@@ -639,7 +654,7 @@ def run(case: Case, *, seed: int = 0, latency: float = 0.010, **options: Any) ->
 
     with wssim.Simulation(seed=seed, latency=latency) as sim:
         if case.side == "server":
-            sim.host("server").spawn(_library_server(options))
+            sim.host("server").spawn(_library_server(handler or _echo, options))
             sim.host("client").spawn(raw_client())
         else:
             sim.host("server").spawn(raw_server())

@@ -462,13 +462,18 @@ class RawConnection(asyncio.Protocol):
         Raises:
             ConnectionError: if TCP has already ended on this side (closed, or reset).
         """
-        data = b"".join(
-            item.encode(client=self.side == "client", rng=self.rng)
-            if isinstance(item, RawFrame)
-            else bytes(item)
-            for item in items
-        )
-        self.send_bytes(data)
+        chunks = []
+        for item in items:
+            if isinstance(item, RawFrame):
+                chunks.append(item.encode(client=self.side == "client", rng=self.rng))
+            else:
+                chunks.append(bytes(item))
+        data = b"".join(chunks)
+        self._write(data)
+        # This side's own view, in websockets' words ("> TEXT ..."): the wire tap cannot
+        # always show these frames (a length that lies hides what follows it).
+        for item in items:
+            self._record_log(f"> {item}" if isinstance(item, RawFrame) else _bytes_note(item))
         return data
 
     def send_bytes(self, data: bytes) -> None:
@@ -477,6 +482,10 @@ class RawConnection(asyncio.Protocol):
         Raises:
             ConnectionError: if TCP has already ended on this side (closed, or reset).
         """
+        self._write(bytes(data))
+        self._record_log(_bytes_note(data))
+
+    def _write(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             raise ConnectionError(f"cannot send: TCP has ended ({self.tcp or 'closing'})")
@@ -718,7 +727,7 @@ class RawClient(RawConnection):
 
     def connected(self) -> None:
         if self._request is not None:
-            self.send_bytes(self._request)
+            self._write(self._request)
             return
         self._key = base64.b64encode(self.rng.randbytes(16)).decode()
         request = (
@@ -730,7 +739,7 @@ class RawClient(RawConnection):
             "Sec-WebSocket-Version: 13\r\n"
             "\r\n"
         )
-        self.send_bytes(request.encode())
+        self._write(request.encode())
 
     def head_received(self, head: _Head) -> None:
         accept = head.headers.get("sec-websocket-accept", "")
@@ -763,7 +772,7 @@ class RawServerConnection(RawConnection):
                 f"Sec-WebSocket-Accept: {accept_value(key)}\r\n"
                 "\r\n"
             ).encode()
-        self.send_bytes(response)
+        self._write(response)
         self._open()
         self._server._accepted(self)
 
@@ -836,6 +845,11 @@ class RawServer:
     def _accepted(self, connection: RawServerConnection) -> None:
         self.connections.append(connection)
         self._queue.put_nowait(connection)
+
+
+def _bytes_note(data: bytes) -> str:
+    size = len(data)
+    return f"> {size} raw byte{'' if size == 1 else 's'}"
 
 
 def _now() -> float:
