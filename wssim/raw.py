@@ -35,11 +35,14 @@ from wssim.recorder import Recorder
 from wssim.trace import Event
 
 __all__ = [
+    "HttpHead",
     "RawClient",
     "RawConnection",
     "RawFrame",
     "RawServer",
+    "RawServerConnection",
     "ReceivedFrame",
+    "accept_value",
     "close_payload",
     "parse_frames",
 ]
@@ -286,14 +289,14 @@ def parse_frames(data: bytes, *, time: float = 0.0) -> tuple[list[ReceivedFrame]
 
 
 @dataclass
-class _Head:
-    """An HTTP request or response head."""
+class HttpHead:
+    """An HTTP request or response head: its first line and its headers (names lowercased)."""
 
     start: str
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, raw: bytes) -> _Head:
+    def parse(cls, raw: bytes) -> HttpHead:
         text = raw.decode("latin-1")
         start, *lines = text.split("\r\n")
         headers: dict[str, str] = {}
@@ -330,7 +333,7 @@ class RawConnection(asyncio.Protocol):
         self.close_on_eof = close_on_eof
         self.transport: SimTransport | None = None
         self.frames: list[ReceivedFrame] = []
-        self.http: _Head | None = None
+        self.http: HttpHead | None = None
         """The HTTP head received: the server's response, or the client's request."""
         self.body = b""
         """What came after the HTTP head, before frames (the body of an error response)."""
@@ -536,7 +539,7 @@ class RawConnection(asyncio.Protocol):
                 if len(self._buffer) > MAX_HTTP_HEAD:
                     self._in_http = False  # not HTTP: keep the bytes as they come
                 return
-            self.http = _Head.parse(bytes(self._buffer[:end]))
+            self.http = HttpHead.parse(bytes(self._buffer[:end]))
             del self._buffer[: end + 4]
             self._in_http = False
             self.head_received(self.http)
@@ -553,7 +556,7 @@ class RawConnection(asyncio.Protocol):
         if frames:
             self._new.set()
 
-    def head_received(self, head: _Head) -> None:
+    def head_received(self, head: HttpHead) -> None:
         """Called once the HTTP head has arrived."""
 
     def eof_received(self) -> bool:
@@ -741,7 +744,7 @@ class RawClient(RawConnection):
         )
         self._write(request.encode())
 
-    def head_received(self, head: _Head) -> None:
+    def head_received(self, head: HttpHead) -> None:
         accept = head.headers.get("sec-websocket-accept", "")
         if self.status == 101 and (self._request is not None or accept == accept_value(self._key)):
             self._open()
@@ -761,7 +764,7 @@ class RawServerConnection(RawConnection):
         super().__init__(seed=None, close_on_eof=server.close_on_eof)
         self._server = server
 
-    def head_received(self, head: _Head) -> None:
+    def head_received(self, head: HttpHead) -> None:
         response = self._server.response
         if response is None:
             key = head.headers.get("sec-websocket-key", "")
