@@ -207,3 +207,20 @@ def test_connections_open_follow_the_servers_view_and_handlers_release() -> None
     ledger.check()
     with pytest.raises(ValueError, match="side must be"):
         resources.connections_open(trace, side="both")
+
+
+def test_a_ledger_of_a_simulation_keeps_the_picture_at_the_end_of_the_run() -> None:
+    with wssim.Simulation(seed=0) as sim:
+        bound, unbound = Ledger(sim), Ledger()
+
+        async def process() -> None:
+            with bound.acquire("session"), unbound.acquire("session"):
+                await asyncio.sleep(1000)
+
+        sim.host("server").spawn(process())
+        sim.run(until=10)
+    # Closing the simulation killed the process, whose `with` released both holds.
+    assert (bound.held(), unbound.held()) == (1, 0)
+    assert unbound.series("session").times == (0.0, 10.0)
+    with pytest.raises(ResourceLeak, match="1 resources still held: session 1"):
+        bound.check()

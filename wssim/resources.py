@@ -28,10 +28,13 @@ import bisect
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wssim.lifecycle import endpoints
 from wssim.trace import Table, Trace
+
+if TYPE_CHECKING:
+    from wssim.simulation import Simulation
 
 __all__ = [
     "Hold",
@@ -221,6 +224,12 @@ class Ledger:
     Create one per experiment, outside the simulation; acquire and release from code
     running inside it.
 
+    Args:
+        sim: the simulation whose processes use this ledger. When given, what happens
+            while the simulation is being closed is not counted: closing kills every
+            process, and their ``finally`` clauses would release everything, hiding the
+            picture at the end of the run. Without it, every change counts.
+
     Example::
 
         ledger = Ledger()
@@ -230,7 +239,8 @@ class Ledger:
         ledger.check()              # raises ResourceLeak if anything is still held
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sim: Simulation | None = None) -> None:
+        self._sim = sim
         self._holds: list[Hold] = []
         self._held: dict[Hold, None] = {}
         self._changes: list[tuple[float, str, int]] = []
@@ -238,6 +248,10 @@ class Ledger:
     def __repr__(self) -> str:
         held = ", ".join(f"{kind}={n}" for kind, n in self.by_kind().items()) or "nothing"
         return f"<Ledger: {held} held>"
+
+    @property
+    def _frozen(self) -> bool:
+        return self._sim is not None and self._sim.closed
 
     # Acquiring and releasing
 
@@ -261,6 +275,8 @@ class Ledger:
         amount = _check_amount(amount)
         now = _now()
         hold = Hold(self, kind, amount, str(owner), now)
+        if self._frozen:
+            return hold  # not counted, and never released
         self._holds.append(hold)
         self._held[hold] = None
         self._changes.append((now, kind, amount))
@@ -277,6 +293,8 @@ class Ledger:
         if not hold.held:
             raise ValueError(f"{hold!r} was already released")
         now = _now()
+        if self._frozen:
+            return
         hold.released_at = now
         del self._held[hold]
         self._changes.append((now, hold.kind, -hold.amount))
