@@ -15,7 +15,7 @@ from wssim.lifecycle import (
     RULES,
     TRANSITIONS,
     Endpoint,
-    Fault,
+    FaultSpan,
     Span,
     State,
     endpoints,
@@ -330,8 +330,8 @@ def test_partition_pairs_with_heal_and_an_unhealed_one_lasts_to_the_end() -> Non
         trace = sim.run(until=10)
 
     assert faults(trace) == [
-        Fault("partition", "partition client ↔ server", "client", 1.0, 3.0, True, False),
-        Fault("partition", "partition client ↔ server", "client", 5.0, 6.0, False, False),
+        FaultSpan("partition", "partition client ↔ server", "client", 1.0, 3.0, True, False),
+        FaultSpan("partition", "partition client ↔ server", "client", 5.0, 6.0, False, False),
     ]
     assert faults(trace, until=10)[1].end == 10
     assert faults(trace)[0].duration == 2.0
@@ -341,7 +341,7 @@ def test_crash_pairs_with_the_restart_of_the_same_host() -> None:
     trace = crash_trace()
 
     assert faults(trace) == [
-        Fault(
+        FaultSpan(
             "crash",
             "crash: every process dies; the OS closes their sockets",
             "server",
@@ -365,9 +365,9 @@ def test_unknown_faults_and_unmatched_ends_are_instants() -> None:
     )
 
     assert faults(trace) == [
-        Fault("heal", "heal a ↔ b", "a", 1.0, 1.0, False, True),
-        Fault("latency", "latency +200 ms on a → b", "a", 2.0, 2.0, False, True),
-        Fault("crash", "crash: every process dies", "b", 3.0, 5.0, False, False),
+        FaultSpan("heal", "heal a ↔ b", "a", 1.0, 1.0, False, True),
+        FaultSpan("latency", "latency +200 ms on a → b", "a", 2.0, 2.0, False, True),
+        FaultSpan("crash", "crash: every process dies", "b", 3.0, 5.0, False, False),
     ]
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import enum
 import functools
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -46,6 +46,11 @@ def running_on() -> tuple[Host, int] | None:
     return _running_on.get()
 
 
+def owner_of(context: contextvars.Context) -> tuple[Host, int] | None:
+    """Return ``(host, boot)`` of code that runs in ``context``, or None."""
+    return context.get(_running_on)
+
+
 class HostState(enum.Enum):
     """What a host is doing."""
 
@@ -53,6 +58,8 @@ class HostState(enum.Enum):
     """Running: processes run, the network stack answers."""
     CRASHED = "crashed"
     """Its processes died; the OS closed their sockets and refuses new connections."""
+    OFF = "off"
+    """The power is gone: nothing runs, nothing answers, nothing is sent, not even a FIN."""
 
 
 class Host:
@@ -63,11 +70,19 @@ class Host:
         self.name = name
         self.state = HostState.UP
         self.boot = 0
+        self.frozen = False
+        """True while the host's processes are frozen (:class:`wssim.faults.Freeze`)."""
         self._tasks: dict[asyncio.Task[Any], None] = {}
         self._context = self._new_context()
+        self._services: list[
+            tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...], str | None]
+        ] = []
+        # What this host's code would have run while frozen, in order, for when it thaws.
+        self.deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def __repr__(self) -> str:
-        return f"<Host {self.name} {self.state.value}>"
+        frozen = " frozen" if self.frozen else ""
+        return f"<Host {self.name} {self.state.value}{frozen}>"
 
     def _new_context(self) -> contextvars.Context:
         context = contextvars.copy_context()
@@ -91,9 +106,8 @@ class Host:
         """
         if self.state is not HostState.UP:
             coro.close()
-            raise ValueError(
-                f"host {self.name!r} has crashed: call restart() before spawning on it"
-            )
+            what = "has crashed" if self.state is HostState.CRASHED else "has no power"
+            raise ValueError(f"host {self.name!r} {what}: call restart() before spawning on it")
         if name is None:
             # Name the process after its coroutine function: errors then say which one.
             name = getattr(coro, "__name__", None)
@@ -101,9 +115,35 @@ class Host:
         task.add_done_callback(functools.partial(self._world.process_done, self))
         return task
 
-    def run_here(self, fn: Any, *args: Any) -> Any:
-        """Call ``fn(*args)`` as code running on this host (network callbacks use this)."""
-        return self._context.copy().run(fn, *args)
+    def service(
+        self,
+        factory: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+        name: str | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``factory(*args)`` as a process now, and again each time the host restarts.
+
+        This is what an init system does for a server: after a crash or a power loss and a
+        :meth:`restart`, the host comes back empty and starts its services again.
+
+        Returns:
+            The task of the process started now.
+        """
+        if not callable(factory):
+            raise TypeError(f"factory must be a coroutine function, got {factory!r}")
+        task = self.spawn(factory(*args), name=name)
+        self._services.append((factory, args, name))
+        return task
+
+    def run_here(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` as code running on this host (network callbacks use this).
+
+        While the host is frozen the call waits, in order, until it thaws.
+        """
+        if self.frozen:
+            self.deferred.append((fn, args))
+            return
+        self._context.copy().run(fn, *args)
 
     def _adopt(self, task: asyncio.Task[Any]) -> None:
         self._tasks[task] = None
@@ -119,9 +159,10 @@ class Host:
         self._world.crash_host(self)
 
     def restart(self) -> None:
-        """Reboot this host: it comes back empty, ready for :meth:`spawn`.
+        """Reboot this host: it comes back empty and starts its :meth:`service` processes.
 
-        A host that is still up is crashed first, as a reboot kills its processes.
+        A host that is still up is crashed first, as a reboot kills its processes. A host
+        whose power was lost comes back with the power.
         """
         if self.state is HostState.UP:
             self._world.crash_host(self)
@@ -129,6 +170,8 @@ class Host:
         self.boot += 1
         self._context = self._new_context()
         self._world.record_host_event(self, "restart")
+        for factory, args, name in self._services:
+            self.spawn(factory(*args), name=name)
 
     def _kill_processes(self) -> None:
         """Cancel every task of the current boot; they are never awaited by anyone."""

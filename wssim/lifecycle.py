@@ -23,8 +23,8 @@ __all__ = [
     "RULES",
     "TRANSITIONS",
     "Endpoint",
-    "Fault",
     "FaultRule",
+    "FaultSpan",
     "Rule",
     "Span",
     "State",
@@ -106,8 +106,10 @@ RULES: tuple[Rule, ...] = (
     Rule("tcp", "connect timed out", CLOSED, side="client", prefix=True),
     Rule("tcp", "connection reset by peer", CLOSED),
     Rule("tcp", "gave up retransmitting", CLOSED, prefix=True),
-    # A crash kills every process of the host, and their connections with them.
+    # A crash kills every process of the host, and their connections with them; so does
+    # a power loss, in silence.
     Rule("fault", "crash", CLOSED, prefix=True, host_wide=True),
+    Rule("fault", "power loss", CLOSED, prefix=True, host_wide=True),
 )
 """Which events move an endpoint to which state, in the order they are tried."""
 
@@ -351,12 +353,32 @@ FAULT_RULES: tuple[FaultRule, ...] = (
         "partition", r"partition (?P<a>.+) ↔ (?P<b>.+)", "fault", r"heal (?P<a>.+) ↔ (?P<b>.+)"
     ),
     FaultRule("crash", r"crash\b", "host", r"restart\b", same_host=True),
+    FaultRule("power loss", r"power loss\b", "host", r"restart\b", same_host=True),
+    FaultRule("freeze", r"freeze\b", "fault", r"thaw\b", same_host=True),
+    FaultRule("suspend", r"suspend\b", "fault", r"resume\b", same_host=True),
+    *(
+        FaultRule(
+            name,
+            rf"{name} (?P<a>\S+) ↔ (?P<b>[^\s:]+)",
+            "fault",
+            rf"end of {name} (?P<a>\S+) ↔ (?P<b>[^\s:]+)",
+        )
+        for name in (
+            "latency",
+            "bandwidth",
+            "slow_close",
+            "slicer",
+            "limit_data",
+            "reset_peer",
+            "idle_timeout",
+        )
+    ),
 )
 """The faults known to last a while. Any other fault is an instant."""
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
+class FaultSpan:
     """Something that went wrong on purpose, and for how long.
 
     Attributes:
@@ -389,7 +411,7 @@ def _key(match: re.Match[str], event: Event, rule: FaultRule) -> tuple[object, .
     return (rule.name, groups, event.host if rule.same_host else None)
 
 
-def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[Fault]:
+def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[FaultSpan]:
     """Pair each fault with the event that ends it: partitions with heals, crashes with restarts.
 
     Args:
@@ -403,7 +425,7 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
     events = trace if isinstance(trace, Trace) else Trace(trace)
     stop = events.end if until is None else until
     open_: dict[int, tuple[Event, FaultRule, tuple[object, ...]]] = {}
-    done: dict[int, Fault] = {}
+    done: dict[int, FaultSpan] = {}
     for index, event in enumerate(events):
         if _ends_faults(event, open_, done) or event.kind != "fault":
             continue
@@ -422,7 +444,7 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
 def _ends_faults(
     event: Event,
     open_: dict[int, tuple[Event, FaultRule, tuple[object, ...]]],
-    done: dict[int, Fault],
+    done: dict[int, FaultSpan],
 ) -> bool:
     """End the open faults that ``event`` undoes; True if there were any."""
     for rule in FAULT_RULES:
@@ -441,8 +463,8 @@ def _ends_faults(
 
 def _fault(
     event: Event, name: str, end: float, *, ended: bool = False, instant: bool = False
-) -> Fault:
-    return Fault(name, event.text, event.host, event.time, end, ended, instant)
+) -> FaultSpan:
+    return FaultSpan(name, event.text, event.host, event.time, end, ended, instant)
 
 
 def _first_word(text: str) -> str:

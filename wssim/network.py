@@ -42,6 +42,8 @@ __all__ = [
     "Link",
     "Network",
     "NetworkObserver",
+    "PathEffect",
+    "Segment",
     "SimServer",
     "SimTransport",
     "TcpConnection",
@@ -58,6 +60,10 @@ TCP_USER_TIMEOUT = 924.6
 """Seconds of unacknowledged data before Linux gives up (``tcp_retries2 = 15``)."""
 SEND_BUFFER = 65536
 """Bytes the kernel absorbs before the application's write buffer starts to grow."""
+RECEIVE_BUFFER = 131072
+"""Bytes the receiving kernel holds for an application that does not read (Linux's default
+``tcp_rmem``; its autotuning, which grows the buffer, is not modelled). When it is full the
+window closes and the sender's bytes wait on its side."""
 EPHEMERAL_PORTS = 49152
 
 
@@ -70,16 +76,34 @@ class Link:
         jitter: extra one-way delay, uniform in ``[0, jitter]`` seconds, drawn per segment.
             Bytes of one connection never overtake each other: a segment never arrives
             before the one sent ahead of it.
+        bandwidth: bytes per second each connection can send in each direction, or None
+            for no limit. Bytes wait in the sender's buffer until their turn on the wire,
+            so a fast writer fills its buffer and flow control engages.
     """
 
     latency: float = 0.010
     jitter: float = 0.0
+    bandwidth: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("latency", "jitter"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not (0 <= value < float("inf")):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0 <= value < float("inf"))
+            ):
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        bandwidth = self.bandwidth
+        if bandwidth is not None and (
+            isinstance(bandwidth, bool)
+            or not isinstance(bandwidth, int | float)
+            or not (0 < bandwidth < float("inf"))
+        ):
+            raise ValueError(
+                f"bandwidth must be None (unlimited) or a finite number of bytes per second "
+                f"> 0, got {bandwidth!r}"
+            )
 
 
 class NetworkObserver(Protocol):
@@ -107,7 +131,23 @@ class NetworkObserver(Protocol):
     def constructed(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
 
 
-class _Segment:
+class PathEffect:
+    """Something on the path between two hosts that acts on each segment (a fault).
+
+    Subclasses override what they need; the defaults let everything through unchanged.
+    """
+
+    def passing(self, pipe: Pipe, segment: Segment, delay: float) -> list[tuple[Segment, float]]:
+        """Return the pieces to deliver for ``segment``, each with its extra delay."""
+        return [(segment, delay)]
+
+    def established(self, conn: TcpConnection) -> None:
+        """A connection across this path was just established."""
+
+
+class Segment:
+    """What travels on the wire: a TCP segment, as much of it as the model needs."""
+
     __slots__ = ("data", "kind")
 
     def __init__(self, kind: str, data: bytes = b"") -> None:
@@ -152,12 +192,29 @@ class Pipe:
         self.dst = dst
         self.direction = 0 if src.side == "client" else 1
         self.last_arrival = 0.0
-        self.stuck: deque[_Segment] = deque()  # waiting for retransmission, in order
+        self.stuck: deque[Segment] = deque()  # waiting for retransmission, in order
         self.stuck_bytes = 0
         self.stuck_since = 0.0
         self.rto = RTO_MIN
         self.retransmit_timer: asyncio.TimerHandle | None = None
         self._rng: random.Random | None = None
+        self.wire_free_at = 0.0  # with a bandwidth limit: when the wire is free again
+        self.unsent_bytes = 0  # with a bandwidth limit: bytes waiting for the wire
+        self.waiting: deque[Segment] = deque()  # the receiver's window is closed
+        self.waiting_bytes = 0
+        self.in_flight = 0  # data bytes on the wire, not landed yet
+        self.update_pending = False  # a window update is on its way to the sender
+        self.window_reported = False  # the trace says the window is closed
+
+    @property
+    def open(self) -> bool:
+        """Can a segment sent now get through to the receiver?"""
+        return not self.conn.blackholed and self.network.reachable(self.src.host, self.dst.host)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes sent by the application that the receiver has not taken yet."""
+        return self.stuck_bytes + self.unsent_bytes + self.waiting_bytes
 
     @property
     def rng(self) -> random.Random:
@@ -170,10 +227,17 @@ class Pipe:
             self._rng = random.Random(seed)
         return self._rng
 
-    def send(self, segment: _Segment) -> None:
+    def send(self, segment: Segment) -> None:
+        """Send ``segment`` as soon as the receiver's window lets it go."""
+        if self.waiting or (segment.kind == "DATA" and self._window_short(len(segment.data))):
+            self._wait_for_window(segment)
+            return
+        self._transmit(segment)
+
+    def _transmit(self, segment: Segment) -> None:
         net = self.network
         now = net.loop.time()
-        if self.stuck or not net.reachable(self.src.host, self.dst.host):
+        if self.stuck or not self.open:
             if not self.stuck:
                 self._start_retransmitting(now)
             self._stick(segment)
@@ -192,7 +256,7 @@ class Pipe:
                 arrives=arrives,
             )
 
-    def _stick(self, segment: _Segment) -> None:
+    def _stick(self, segment: Segment) -> None:
         self.stuck.append(segment)
         self.stuck_bytes += len(segment.data)
         if self.src.transport is not None:
@@ -201,9 +265,11 @@ class Pipe:
     def _start_retransmitting(self, now: float) -> None:
         self.stuck_since = now
         self.rto = RTO_MIN
-        self.retransmit_timer = self.network.loop.call_at(now + self.rto, self._retransmit)
+        self.retransmit_timer = self.network.loop.call_at(
+            now + self.rto, self._retransmit, context=self.network.quiet
+        )
 
-    def lost_in_flight(self, segment: _Segment) -> None:
+    def lost_in_flight(self, segment: Segment) -> None:
         """A segment vanished on the way: the sender will send it again."""
         if not self.stuck:
             self._start_retransmitting(self.network.loop.time())
@@ -213,7 +279,7 @@ class Pipe:
         net = self.network
         now = net.loop.time()
         self.retransmit_timer = None
-        if net.reachable(self.src.host, self.dst.host):
+        if self.open:
             segments, self.stuck = list(self.stuck), deque()
             self.stuck_bytes = 0
             size = sum(len(s.data) for s in segments)
@@ -246,12 +312,86 @@ class Pipe:
             return
         self.rto = min(self.rto * 2, RTO_MAX)
         delay = min(self.rto, self.stuck_since + net.tcp_user_timeout - now)
-        self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit)
+        self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit, context=net.quiet)
+
+    def sent(self, size: int) -> None:
+        """With a bandwidth limit: ``size`` bytes left the sender's buffer for the wire."""
+        self.unsent_bytes = max(0, self.unsent_bytes - size)
+        if self.src.transport is not None:
+            self.src.transport._update_flow_control()
+
+    # The receive window: bytes in flight plus bytes the receiver has not read yet never
+    # exceed its receive buffer. Past that, bytes wait on the sender's side, where they
+    # count in its write buffer, which is what makes flow control reach the application.
+
+    def _window_short(self, size: int) -> bool:
+        receiver = self.dst.transport
+        unread = receiver.unread_bytes if receiver is not None else 0
+        used = self.in_flight + unread
+        # One segment may always go when nothing is outstanding, however large it is.
+        return used > 0 and used + size > self.network.receive_buffer
+
+    def _wait_for_window(self, segment: Segment) -> None:
+        net = self.network
+        receiver = self.dst.transport
+        if (
+            not self.window_reported
+            and receiver is not None
+            and receiver.unread_bytes >= net.receive_buffer // 2
+        ):
+            # The reader is behind (not just the wire full): worth a line in the trace.
+            self.window_reported = True
+            net.observer.tcp(
+                self.conn,
+                self.dst.side,
+                self.dst.host.name,
+                f"receive buffer full ({receiver.unread_bytes} bytes unread): "
+                f"zero window, the sender waits",
+            )
+        self.waiting.append(segment)
+        self.waiting_bytes += len(segment.data)
+        if self.src.transport is not None:
+            self.src.transport._update_flow_control()
+
+    def window_update(self) -> None:
+        """The receiver made room (it read, or bytes landed): tell the sender, which
+        learns it one latency later, as from an ACK."""
+        if not self.waiting or self.update_pending:
+            return
+        self.update_pending = True
+        net = self.network
+        back = net.link(self.dst.host.name, self.src.host.name).latency
+        net.call_at(
+            net.loop.time() + back, self.conn.index, 1 - self.direction, self._window_opened
+        )
+
+    def _window_opened(self) -> None:
+        self.update_pending = False
+        if not self.src.alive:
+            return
+        if self.window_reported:
+            self.window_reported = False
+            self.network.observer.tcp(
+                self.conn, self.dst.side, self.dst.host.name, "window open: the sender resumes"
+            )
+        while self.waiting:
+            segment = self.waiting[0]
+            if segment.kind == "DATA" and self._window_short(len(segment.data)):
+                break
+            self.waiting.popleft()
+            self.waiting_bytes -= len(segment.data)
+            self._transmit(segment)
+        if self.src.transport is not None:
+            self.src.transport._update_flow_control()
 
     def drop(self) -> None:
         """Forget everything not yet sent (the socket is gone)."""
         self.stuck.clear()
         self.stuck_bytes = 0
+        self.waiting.clear()
+        self.waiting_bytes = 0
+        self.unsent_bytes = 0
+        self.update_pending = False
         if self.retransmit_timer is not None:
             self.retransmit_timer.cancel()
             self.retransmit_timer = None
@@ -275,6 +415,8 @@ class TcpConnection:
         self.server: Endpoint | None = None
         self.to_server: Pipe | None = None
         self.to_client: Pipe | None = None
+        # A middlebox forgot this flow: whatever either end sends vanishes.
+        self.blackholed = False
 
     def __repr__(self) -> str:
         server = self.server.label if self.server else "?"
@@ -317,7 +459,8 @@ class SimTransport(asyncio.Transport):
         self._closing = False
         self._lost = False
         self._reading = True
-        self._unread: deque[_Segment] = deque()
+        self._unread: deque[Segment] = deque()
+        self._unread_bytes = 0  # received, not read by the application yet
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._writing_paused = False
@@ -359,7 +502,8 @@ class SimTransport(asyncio.Transport):
             return
         if not data:
             return
-        self._pipe().send(_Segment("DATA", bytes(data)))
+        self._pipe().send(Segment("DATA", bytes(data)))
+        self._update_flow_control()
 
     def can_write_eof(self) -> bool:
         return True
@@ -369,7 +513,7 @@ class SimTransport(asyncio.Transport):
         if self._closing or ep.closed or not ep.alive or self._eof_sent:
             return
         self._eof_sent = True
-        self._pipe().send(_Segment("FIN"))
+        self._pipe().send(Segment("FIN"))
 
     def close(self) -> None:
         if self._closing:
@@ -379,8 +523,9 @@ class SimTransport(asyncio.Transport):
         if ep.alive and not ep.closed:
             if not self._eof_sent:
                 self._eof_sent = True
-                self._pipe().send(_Segment("FIN"))
+                self._pipe().send(Segment("FIN"))
             ep.closed = True
+        self._incoming().window_update()
         self._network.loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
@@ -408,7 +553,7 @@ class SimTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes waiting beyond what the kernel's send buffer holds."""
-        return max(0, self._pipe().stuck_bytes - self._network.send_buffer)
+        return max(0, self._pipe().buffered_bytes - self._network.send_buffer)
 
     def _update_flow_control(self) -> None:
         if self._lost:
@@ -438,18 +583,27 @@ class SimTransport(asyncio.Transport):
 
     def _flush_unread(self) -> None:
         while self._unread and self._reading and not self._lost:
-            self._receive(self._unread.popleft())
+            segment = self._unread.popleft()
+            self._unread_bytes -= len(segment.data)
+            self._receive(segment)
+        self._incoming().window_update()
 
-    def _deliver(self, segment: _Segment) -> None:
+    @property
+    def unread_bytes(self) -> int:
+        """Bytes received that the application has not read yet (0 once it closed)."""
+        return 0 if self._closing else self._unread_bytes
+
+    def _deliver(self, segment: Segment) -> None:
         """A segment arrived for this endpoint's application."""
         if self._lost:
             return
         if not self._reading or self._unread:
             self._unread.append(segment)
+            self._unread_bytes += len(segment.data)
             return
         self._receive(segment)
 
-    def _receive(self, segment: _Segment) -> None:
+    def _receive(self, segment: Segment) -> None:
         if segment.kind == "DATA":
             self._protocol.data_received(segment.data)
         elif segment.kind == "FIN":
@@ -463,15 +617,21 @@ class SimTransport(asyncio.Transport):
 
     # Losing the connection
 
-    def _closed_by_os(self) -> None:
-        """The owning process died: the OS closes the socket, with RST if data was unread."""
+    def _closed_by_os(self, *, power_lost: bool = False) -> None:
+        """The owning process died: the OS closes the socket, with RST if data was unread.
+
+        When the power is lost there is no OS left: nothing is sent at all.
+        """
         ep = self._endpoint
-        if self.has_unread_data:
+        if power_lost:
+            ep.closed = True
+            self._pipe().drop()
+        elif self.has_unread_data or self._incoming().waiting:
             self._network.send_reset(ep)
         else:
             if not self._eof_sent:
                 self._eof_sent = True
-                self._pipe().send(_Segment("FIN"))
+                self._pipe().send(Segment("FIN"))
             ep.closed = True
         self._closing = True
         self._lost = True
@@ -506,7 +666,16 @@ class SimTransport(asyncio.Transport):
         self._network.observer.connection_lost(ep, self._protocol)
 
     def _pipe(self) -> Pipe:
+        """The direction this endpoint sends on."""
         return self._endpoint.conn.pipe_from(self._endpoint)
+
+    def _incoming(self) -> Pipe:
+        """The direction this endpoint receives on."""
+        ep = self._endpoint
+        conn = ep.conn
+        pipe = conn.to_client if ep.side == "client" else conn.to_server
+        assert pipe is not None
+        return pipe
 
 
 class SimServer(asyncio.AbstractServer):
@@ -606,10 +775,17 @@ class Network:
         self.hosts: dict[str, Host] = {}
         self.links: dict[tuple[str, str], Link] = {}
         self.partitions: dict[tuple[str, str], None] = {}
+        self.isolated: dict[str, None] = {}
         self.listeners: dict[tuple[str, int], SimServer] = {}
         self.connections: dict[TcpConnection, None] = {}
         self.tcp_user_timeout = TCP_USER_TIMEOUT
         self.send_buffer = SEND_BUFFER
+        self.receive_buffer = RECEIVE_BUFFER
+        # Faults acting on the path between two hosts (slicer, slow close...), by host pair.
+        self.effects: dict[tuple[str, str], list[PathEffect]] = {}
+        # The network's own timers run in an empty context: they belong to no host, so a
+        # frozen host never holds them back and nothing they start is adopted by a host.
+        self.quiet = contextvars.Context()
         self._conn_numbers = itertools.count(1)
         self._seq = itertools.count()
         self._next_port: dict[str, int] = {}
@@ -640,14 +816,74 @@ class Network:
 
     def reachable(self, src: Host, dst: Host) -> bool:
         """Can a segment sent now from ``src`` reach ``dst``?"""
-        return self._pair(src.name, dst.name) not in self.partitions
+        if dst.state is HostState.OFF:
+            return False
+        if self.isolated and (src.name in self.isolated or dst.name in self.isolated):
+            return False
+        return not self.partitions or self._pair(src.name, dst.name) not in self.partitions
+
+    def isolate(self, host: Host) -> None:
+        """Nothing reaches ``host`` or leaves it (a machine asleep) until :meth:`unisolate`."""
+        self.isolated[host.name] = None
+
+    def unisolate(self, host: Host) -> None:
+        self.isolated.pop(host.name, None)
+
+    def add_effect(self, a: str, b: str, effect: PathEffect) -> None:
+        """Make ``effect`` act on every segment between hosts ``a`` and ``b``."""
+        self.effects.setdefault(self._pair(a, b), []).append(effect)
+
+    def remove_effect(self, a: str, b: str, effect: PathEffect) -> None:
+        pair = self._pair(a, b)
+        effects = self.effects.get(pair, [])
+        if effect in effects:
+            effects.remove(effect)
+        if not effects:
+            self.effects.pop(pair, None)
+
+    def connections_between(self, a: str, b: str) -> list[TcpConnection]:
+        """Connections between hosts ``a`` and ``b`` (either way) that are not over."""
+        pair = self._pair(a, b)
+        return [
+            conn
+            for conn in self.connections
+            if conn.server is not None
+            and self._pair(conn.client.host.name, conn.target.name) == pair
+        ]
 
     # Delivery: one heap, so that equal times always resolve in the same order
 
-    def schedule(self, pipe: Pipe, segment: _Segment) -> float:
+    def schedule(self, pipe: Pipe, segment: Segment) -> float:
+        """Put ``segment`` on the wire; return when it arrives (the last piece, if cut)."""
+        src, dst = pipe.src.host.name, pipe.dst.host.name
+        if self.effects:
+            effects = self.effects.get(self._pair(src, dst))
+            if effects:
+                pieces = [(segment, 0.0)]
+                for effect in effects:
+                    pieces = [out for s, d in pieces for out in effect.passing(pipe, s, d)]
+                arrives = self.loop.time()
+                for piece, extra in pieces:
+                    arrives = self.put_on_wire(pipe, piece, extra)
+                return arrives
+        return self.put_on_wire(pipe, segment, 0.0)
+
+    def put_on_wire(self, pipe: Pipe, segment: Segment, extra: float = 0.0) -> float:
+        """Send ``segment`` now, ``extra`` seconds late, past any path effect; return its
+        arrival time."""
         link = self.link(pipe.src.host.name, pipe.dst.host.name)
+        now = self.loop.time()
+        departs = now
+        if link.bandwidth is not None and segment.data:
+            # Bytes take their turn on the wire; until then they sit in the sender's buffer.
+            size = len(segment.data)
+            departs = max(now, pipe.wire_free_at) + size / link.bandwidth
+            pipe.wire_free_at = departs
+            pipe.unsent_bytes += size
+            self.call_at(departs, pipe.conn.index, pipe.direction, pipe.sent, size)
+        pipe.in_flight += len(segment.data)
         delay = link.latency + (pipe.rng.uniform(0, link.jitter) if link.jitter else 0.0)
-        arrives = max(self.loop.time() + delay, pipe.last_arrival)
+        arrives = max(departs + delay + extra, pipe.last_arrival)
         pipe.last_arrival = arrives
         self.call_at(arrives, pipe.conn.index, pipe.direction, self._arrive, pipe, segment)
         return arrives
@@ -669,7 +905,7 @@ class Network:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_when = when
-            self._timer = self.loop.call_at(when, self._pump)
+            self._timer = self.loop.call_at(when, self._pump, context=self.quiet)
 
     def _pump(self) -> None:
         self._timer = None
@@ -684,13 +920,23 @@ class Network:
             self._pumping = False
             self._arm()
 
-    def _arrive(self, pipe: Pipe, segment: _Segment) -> None:
+    def _arrive(self, pipe: Pipe, segment: Segment) -> None:
         src, dst = pipe.src, pipe.dst
-        if pipe.stuck or not self.reachable(src.host, dst.host):
+        if pipe.stuck or not pipe.open:
             # Cut while in flight, or behind a segment that was: wait for retransmission.
+            pipe.in_flight -= len(segment.data)
             if src.alive and segment.kind != "RST":
                 pipe.lost_in_flight(segment)
             return
+        if dst.host.frozen:
+            # The kernel takes it; the frozen process sees it when it runs again. Until
+            # then it keeps its room in the receive window.
+            dst.host.run_here(self._arrive, pipe, segment)
+            return
+        if segment.data:
+            pipe.in_flight -= len(segment.data)
+            if pipe.waiting:
+                pipe.window_update()
         if segment.kind == "SYN-ACK":
             self._syn_ack_arrived(pipe.conn)
             return
@@ -705,9 +951,9 @@ class Network:
             if segment.kind == "DATA" and not dst.fin_received:
                 self.send_reset(dst)
             return
+        transport = dst.transport
         if segment.kind == "FIN":
             dst.fin_received = True
-        transport = dst.transport
         dst.host.run_here(transport._deliver, segment)
 
     def construct(
@@ -727,8 +973,8 @@ class Network:
         endpoint.closed = True
         pipe = endpoint.conn.pipe_from(endpoint)
         pipe.drop()
-        if self.reachable(pipe.src.host, pipe.dst.host):
-            arrives: float | None = self.schedule(pipe, _Segment("RST"))
+        if pipe.open:
+            arrives: float | None = self.schedule(pipe, Segment("RST"))
         else:
             arrives = None
         self.observer.tcp(
@@ -752,6 +998,13 @@ class Network:
             endpoint.transport._lose(
                 ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
             )
+
+    def reset_both_ends(self, conn: TcpConnection, why: str) -> None:
+        """Something on the path resets ``conn``: both ends receive an RST now."""
+        self.observer.tcp(conn, "client", conn.client.host.name, why)
+        for endpoint in (conn.client, conn.server):
+            if endpoint is not None:
+                self._reset_arrived(endpoint)
 
     def pipe_closed(self, endpoint: Endpoint) -> None:
         """The application let go of this endpoint; forget the connection once both did."""
@@ -823,7 +1076,7 @@ class Network:
             raise
         # The final ACK of the three-way handshake goes out before any data.
         assert conn.to_server is not None
-        conn.to_server.send(_Segment("ACK"))
+        conn.to_server.send(Segment("ACK"))
         protocol = self.construct(protocol_factory, conn.client)
         transport = SimTransport(conn.client, protocol)
         conn.client.transport = transport
@@ -849,7 +1102,9 @@ class Network:
             arrives = self.loop.time() + link.latency
             self.call_at(arrives, conn.index, 0, self._syn_arrived, conn)
         self.observer.tcp(conn, "client", client.host.name, text, peer=target.name, arrives=arrives)
-        self.loop.call_later(SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1)
+        self.loop.call_later(
+            SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1, context=self.quiet
+        )
 
     def _syn_arrived(self, conn: TcpConnection) -> None:
         established = conn.established
@@ -876,7 +1131,7 @@ class Network:
             conn.to_client = Pipe(self, conn, conn.server, conn.client)
             conn.listener = listener
         assert conn.to_client is not None
-        conn.to_client.send(_Segment("SYN-ACK"))
+        conn.to_client.send(Segment("SYN-ACK"))
 
     def _refused(self, conn: TcpConnection) -> None:
         established = conn.established
@@ -913,6 +1168,9 @@ class Network:
             return
         self.observer.tcp(conn, "server", server.host.name, "accepted")
         server.host.run_here(listener._accept, server)
+        if self.effects:
+            for effect in self.effects.get(self._pair(conn.client.host.name, server.host.name), []):
+                effect.established(conn)
 
     # Hosts
 
@@ -924,8 +1182,11 @@ class Network:
             raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {name!r}")
         return target
 
-    def crash(self, host: Host) -> None:
-        """The operating system of ``host`` closes every socket its processes had."""
+    def crash(self, host: Host, *, power_lost: bool = False) -> None:
+        """The operating system of ``host`` closes every socket its processes had.
+
+        With ``power_lost``, nothing is sent: the sockets vanish in silence.
+        """
         for server in list(self.listeners.values()):
             if server.host is host:
                 server.close()
@@ -938,7 +1199,11 @@ class Network:
                 if endpoint.transport is None:
                     endpoint.closed = True  # still connecting: nothing to close yet
                     continue
-                endpoint.transport._closed_by_os()
+                endpoint.transport._closed_by_os(power_lost=power_lost)
+
+    def power_off(self, host: Host) -> None:
+        """``host`` loses power: its sockets vanish without a FIN or an RST."""
+        self.crash(host, power_lost=True)
 
     def _require_host(self, what: str) -> Host:
         here = current_host()

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from wssim.lifecycle import Endpoint, Fault, Span, State, endpoints, faults, spans
+from wssim.lifecycle import Endpoint, FaultSpan, Span, State, endpoints, faults, spans
 from wssim.style import COLORS, FAULT_ALPHA, FONT_SIZES, STATE_COLORS, decorate
 from wssim.trace import KINDS, Event, Trace
 
@@ -72,7 +72,7 @@ def _lane_label(endpoint: Endpoint) -> str:
     return f"{endpoint.host} ({endpoint.conn} {endpoint.side})"
 
 
-def _fault_label(fault: Fault) -> str:
+def _fault_label(fault: FaultSpan) -> str:
     if fault.name == "crash":
         return f"{fault.host} crashed" if fault.host else "crash"
     return _shorten(fault.text, 32)
@@ -404,7 +404,7 @@ def _draw_outcomes(view: _View, ended: list[Endpoint], *, above: bool) -> None:
         label.set_gid("outcome")
 
 
-def _draw_faults_and_marks(view: _View, fault_list: list[Fault], marks: Iterable[Event]) -> int:
+def _draw_faults_and_marks(view: _View, fault_list: list[FaultSpan], marks: Iterable[Event]) -> int:
     """Shade faults, draw marks, label both above the lanes; return the lines of labels."""
     ax = view.ax
     notes: list[tuple[float, str, str]] = []
@@ -778,7 +778,9 @@ def _draw_lifelines(ax: Axes, time: _TimeAxis, conn_spans: list[Span]) -> set[St
     return seen
 
 
-def _draw_fault_band(ax: Axes, time: _TimeAxis, fault: Fault, first: float, last: float) -> None:
+def _draw_fault_band(
+    ax: Axes, time: _TimeAxis, fault: FaultSpan, first: float, last: float
+) -> None:
     """A fault as a band across both lifelines, labelled on the left."""
     y0, y1 = time.y(max(fault.start, first)), time.y(min(fault.end, last))
     artist: Line2D | Rectangle

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from wssim.faults import Fault
 from wssim.hosts import Host
 from wssim.network import LOOPBACK_NAMES, Link
 from wssim.trace import Trace
@@ -83,6 +84,7 @@ class Simulation:
             raise ValueError(f"seed must be an integer, got {seed!r}")
         link = Link(latency, jitter)
         self._world = World(seed=seed, latency=link.latency)
+        self._injected: list[tuple[Fault, float, float]] = []
         self._world.network.default_link = link
         # Closing the world when the simulation is garbage-collected means no task is ever
         # destroyed while pending, even if nobody calls close().
@@ -217,6 +219,49 @@ class Simulation:
         self._world.known_host(b, "b")
         self._world.network.heal(a, b)
         self._world.record("fault", f"heal {a} ↔ {b}", a)
+
+    def inject(
+        self, fault: Fault, *, at: float | None = None, duration: float | None = None
+    ) -> None:
+        """Make ``fault`` happen at virtual time ``at`` (default: now), for ``duration``
+        seconds (default: for ever).
+
+        Example::
+
+            sim.inject(faults.Partition("client", "server"), at=10, duration=30)
+            sim.inject(faults.Crash("server"), at=60, duration=5)  # restarts at 65
+
+        Raises:
+            ValueError: if a host of the fault does not exist, if ``at`` is in the past or
+                ``duration`` is not positive, or if the fault contradicts one already
+                injected for an overlapping time (the same kind of fault on the same
+                hosts, or two faults on one host).
+        """
+        self._check_open()
+        if not isinstance(fault, Fault):
+            raise TypeError(f"fault must be a wssim.faults.Fault, got {fault!r}")
+        for i, name in enumerate(fault.hosts):
+            self._world.known_host(name, ("a", "b")[i] if len(fault.hosts) == 2 else "host")
+        start = self.now if at is None else _check_time(at, "at")
+        if start < self.now:
+            raise ValueError(f"at={start:g} is in the past: the simulation is at t={self.now:g} s")
+        end = math.inf
+        if duration is not None:
+            duration = _check_time(duration, "duration")
+            if duration == 0:
+                raise ValueError("duration must be > 0 seconds (or None: for ever), got 0")
+            end = start + duration
+        for other, other_start, other_end in self._injected:
+            if other.key == fault.key and start < other_end and other_start < end:
+                until = "for ever" if other_end == math.inf else f"until t={other_end:g}"
+                raise ValueError(
+                    f"{fault!r} overlaps {other!r}, injected from t={other_start:g} {until}: "
+                    f"they contradict each other"
+                )
+        self._injected.append((fault, start, end))
+        self._world.call_at(start, fault.start, self._world)
+        if end != math.inf:
+            self._world.call_at(end, fault.stop, self._world)
 
     # Trace
 

@@ -18,7 +18,7 @@ from typing import Any
 import websockets.asyncio.client
 
 from wssim.clock import VirtualClockLoop
-from wssim.hosts import Host, HostState, running_on
+from wssim.hosts import Host, HostState, owner_of, running_on
 from wssim.network import Network, SimServer, SimTransport
 from wssim.recorder import Recorder
 from wssim.trace import Event
@@ -42,9 +42,46 @@ class ProcessFailed(Exception):
 
 
 class SimLoop(VirtualClockLoop):
-    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.network.Network`."""
+    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.network.Network`.
+
+    While a host is frozen, callbacks its code schedules wait until it thaws: every step
+    of a task, every wake-up of a future it awaits, goes through ``call_soon`` with the
+    task's context, so holding those back holds the host's processes still, exactly.
+    """
 
     network: Network
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frozen: dict[Host, list[asyncio.Handle]] = {}
+
+    def freeze(self, host: Host) -> None:
+        """Hold back every callback of ``host``'s code from now on."""
+        self._frozen[host] = []
+        # Only while something is frozen does call_soon pay for the check.
+        self.call_soon = self._call_soon_unless_frozen  # type: ignore[method-assign, assignment]
+
+    def thaw(self, host: Host) -> None:
+        """Run what ``host``'s code was held back from, in the order it was scheduled."""
+        held = self._frozen.pop(host, [])
+        if not self._frozen:
+            del self.call_soon
+        # The handles were made by call_soon and handed to their callers, who may cancel
+        # them: queue the same objects (the loop skips cancelled ones).
+        self._ready.extend(held)  # type: ignore[attr-defined]
+
+    def _call_soon_unless_frozen(
+        self, callback: Callable[..., Any], *args: Any, context: Context | None = None
+    ) -> asyncio.Handle:
+        owner = owner_of(context) if context is not None else running_on()
+        if owner is not None:
+            host, boot = owner
+            held = self._frozen.get(host)
+            if held is not None and host.boot == boot:
+                handle = asyncio.Handle(callback, args, self, context)
+                held.append(handle)
+                return handle
+        return super().call_soon(callback, *args, context=context)
 
     def create_task(  # type: ignore[override]
         self,
@@ -54,7 +91,7 @@ class SimLoop(VirtualClockLoop):
         context: Context | None = None,
     ) -> asyncio.Task[Any]:
         task = super().create_task(coro, name=name, context=context)
-        owner = context.run(running_on) if context is not None else running_on()
+        owner = owner_of(context) if context is not None else running_on()
         if owner is not None:
             host, boot = owner
             if host.boot == boot:
@@ -203,10 +240,44 @@ class World:
     def crash_host(self, host: Host) -> None:
         if host.state is not HostState.UP:
             return
+        self.thaw_host(host, quietly=True)
         self.record("fault", "crash: every process dies; the OS closes their sockets", host.name)
         self.network.crash(host)
         host._kill_processes()
         host.state = HostState.CRASHED
+
+    def power_off_host(self, host: Host) -> None:
+        """The power goes: processes stop, and nothing at all leaves the host any more."""
+        if host.state is HostState.OFF:
+            return
+        self.thaw_host(host, quietly=True)
+        self.record(
+            "fault", "power loss: everything stops; nothing is sent, not even a FIN", host.name
+        )
+        host.state = HostState.OFF
+        self.network.power_off(host)
+        host._kill_processes()
+
+    def freeze_host(self, host: Host, *, record: bool = True) -> None:
+        """Stop running the host's processes; its network stack still receives."""
+        if host.frozen or host.state is not HostState.UP:
+            return
+        if record:
+            self.record("fault", "freeze: the processes stop running; data waits", host.name)
+        host.frozen = True
+        self.loop.freeze(host)
+
+    def thaw_host(self, host: Host, *, quietly: bool = False) -> None:
+        """Let a frozen host run again: what waited runs now, in order."""
+        if not host.frozen:
+            return
+        if not quietly:
+            self.record("fault", "thaw: the processes run again", host.name)
+        host.frozen = False
+        self.loop.thaw(host)
+        deferred, host.deferred = host.deferred, []
+        for fn, args in deferred:
+            self.loop.call_soon(host.run_here, fn, *args)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
