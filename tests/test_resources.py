@@ -89,7 +89,7 @@ def test_check_names_what_is_left_and_who_holds_it() -> None:
     run(process())
     with pytest.raises(ResourceLeak) as caught:
         ledger.check()
-    assert str(caught.value) == "3 resources still held: subscription 2 (c1, c3); buffer 100"
+    assert str(caught.value) == "still held: subscription 2 (c1, c3); buffer 100"
     assert [h.owner for h in caught.value.holds] == ["c1", "c3", ""]
     assert ledger.by_kind() == {"subscription": 2, "buffer": 100}
 
@@ -222,5 +222,29 @@ def test_a_ledger_of_a_simulation_keeps_the_picture_at_the_end_of_the_run() -> N
     # Closing the simulation killed the process, whose `with` released both holds.
     assert (bound.held(), unbound.held()) == (1, 0)
     assert unbound.series("session").times == (0.0, 10.0)
-    with pytest.raises(ResourceLeak, match="1 resources still held: session 1"):
+    with pytest.raises(ResourceLeak, match="still held: session 1"):
         bound.check()
+
+
+def test_measured_kinds_share_the_time_axis_and_the_check() -> None:
+    ledger = Ledger()
+
+    async def process() -> None:
+        ledger.measure("write buffer", 1000)
+        await asyncio.sleep(1)
+        ledger.measure("write buffer", 5000)
+        with pytest.raises(ValueError, match="measure another kind"):
+            ledger.acquire("session").release()
+            ledger.measure("session", 1)
+        with pytest.raises(ValueError, match="acquire another kind"):
+            ledger.acquire("write buffer")
+        with pytest.raises(ValueError, match="value must be an integer >= 0, got -1"):
+            ledger.measure("write buffer", -1)
+        await asyncio.sleep(1)
+
+    run(process())
+    assert list(ledger.series("write buffer")) == [(0.0, 1000), (1.0, 5000)]
+    assert ledger.held() == 5000
+    assert str(ledger.table()).splitlines()[2] == "write buffer         -         -  5000  5000"
+    with pytest.raises(ResourceLeak, match=r"^still held: write buffer 5000 \(measured\)$"):
+        ledger.check()

@@ -244,6 +244,8 @@ class Ledger:
         self._holds: list[Hold] = []
         self._held: dict[Hold, None] = {}
         self._changes: list[tuple[float, str, int]] = []
+        # Kinds measured with measure() rather than held: their current level.
+        self._levels: dict[str, int] = {}
 
     def __repr__(self) -> str:
         held = ", ".join(f"{kind}={n}" for kind, n in self.by_kind().items()) or "nothing"
@@ -273,6 +275,8 @@ class Ledger:
         """
         kind = _check_kind(kind)
         amount = _check_amount(amount)
+        if kind in self._levels:
+            raise ValueError(f"kind {kind!r} is measured with measure(): acquire another kind")
         now = _now()
         hold = Hold(self, kind, amount, str(owner), now)
         if self._frozen:
@@ -317,6 +321,29 @@ class Ledger:
             task.add_done_callback(lambda _task: hold.release())
         return task
 
+    def measure(self, kind: str, value: int) -> None:
+        """Record that ``value`` of ``kind`` is in use now, as measured (not held).
+
+        Some resources are not acquired and released by the application but measured: the
+        bytes waiting in a connection's write buffer, for example. Sampling them here puts
+        them on the same time axis as the held ones (:meth:`series`, the figures), and
+        :meth:`check` fails while the last measure is not zero.
+
+        Raises:
+            ValueError: if ``value`` is not an integer >= 0, or ``kind`` is held by holds.
+        """
+        kind = _check_kind(kind)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"value must be an integer >= 0, got {value!r}")
+        if any(h.kind == kind for h in self._holds):
+            raise ValueError(f"kind {kind!r} is held with acquire(): measure another kind")
+        now = _now()
+        if self._frozen:
+            return
+        change = value - self._levels.get(kind, 0)
+        self._levels[kind] = value
+        self._changes.append((now, kind, change))
+
     def registry(self, kind: str = "registry entry") -> Registry[Any]:
         """A new :class:`Registry` whose entries count as ``kind`` in this ledger."""
         return Registry(self, kind)
@@ -324,8 +351,9 @@ class Ledger:
     # Reading
 
     def held(self, kind: str | None = None) -> int:
-        """How much is held now: of ``kind``, or of every kind added up."""
-        return sum(h.amount for h in self._held if kind is None or h.kind == kind)
+        """How much is held now (or was last measured): of ``kind``, or of every kind added up."""
+        held = sum(h.amount for h in self._held if kind is None or h.kind == kind)
+        return held + sum(v for k, v in self._levels.items() if kind is None or k == kind)
 
     def by_kind(self) -> dict[str, int]:
         """How much of each kind is held now, kinds in the order first acquired."""
@@ -365,11 +393,18 @@ class Ledger:
         return Series.from_changes(changes, until=until)
 
     def table(self) -> Table:
-        """One row per kind: acquired, released, still held, and the peak held at once."""
-        rows = []
+        """One row per kind: acquired, released, still held, and the peak held at once.
+
+        A measured kind (see :meth:`measure`) shows ``-`` as acquired and released.
+        """
+        rows: list[tuple[object, ...]] = []
         for kind in self.kinds:
-            acquired, held = self.acquired(kind), self.held(kind)
-            rows.append((kind, acquired, acquired - held, held, self.series(kind).peak))
+            held, peak = self.held(kind), self.series(kind).peak
+            if kind in self._levels:
+                rows.append((kind, "-", "-", held, peak))
+            else:
+                acquired = self.acquired(kind)
+                rows.append((kind, acquired, acquired - held, held, peak))
         return Table(("kind", "acquired", "released", "held", "peak"), rows, right=(1, 2, 3, 4))
 
     def check(self) -> None:
@@ -379,10 +414,14 @@ class Ledger:
             ResourceLeak: listing what is still held, kind by kind, with the owners.
         """
         left = self.outstanding()
-        if not left:
+        measured = {k: v for k, v in self._levels.items() if v}
+        if not left and not measured:
             return
         parts = []
         for kind in self.kinds:
+            if kind in measured:
+                parts.append(f"{kind} {measured[kind]} (measured)")
+                continue
             holds = [h for h in left if h.kind == kind]
             if not holds:
                 continue
@@ -390,7 +429,7 @@ class Ledger:
             shown = ", ".join(owners[:8]) + (", ..." if len(owners) > 8 else "")
             amount = sum(h.amount for h in holds)
             parts.append(f"{kind} {amount}" + (f" ({shown})" if shown else ""))
-        raise ResourceLeak(f"{len(left)} resources still held: " + "; ".join(parts), left)
+        raise ResourceLeak("still held: " + "; ".join(parts), left)
 
 
 class Registry(Iterable[K]):
