@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from wssim.lifecycle import faults
 from wssim.resources import Ledger, Series, connections_open
@@ -29,6 +30,9 @@ KIND_COLORS = (
     COLORS["close"],
 )
 """Colours given to the kinds of resource, in the order the ledger first saw them."""
+
+
+_FAULT_STYLES = ("-", "--", "-.")
 
 
 def step(ax: Axes, series: Series, *, color: str, label: str, fill: bool = False) -> None:
@@ -110,6 +114,7 @@ def held_over_time(
         _shade(ax, trace, end)
         ax.set_xlim(0, end * 1.04 if end > 0 else 1)
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no half connections
         ax.grid(axis="both", color=COLORS["grid"], linewidth=0.8)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
@@ -126,13 +131,19 @@ def _shade(ax: Axes, trace: Trace, end: float) -> None:
     A churn crashes many clients for good: a band from each crash to the end of the figure
     would cover everything, so a fault that never ended is a line where it began.
     """
-    named: set[str] = set()
+    styles: dict[str, str] = {}  # a line style per kind of fault, in order of appearance
     for fault in faults(trace, until=end):
-        label = "_nolegend_" if fault.name in named else fault.name
-        named.add(fault.name)
+        label = "_nolegend_" if fault.name in styles else fault.name
+        style = styles.setdefault(fault.name, _FAULT_STYLES[len(styles) % len(_FAULT_STYLES)])
         if fault.instant or not fault.ended or fault.end <= fault.start:
             ax.axvline(
-                fault.start, color=COLORS["fault"], alpha=0.5, linewidth=0.8, label=label, zorder=0
+                fault.start,
+                color=COLORS["fault"],
+                alpha=0.6,
+                linewidth=0.9,
+                linestyle=style,
+                label=label,
+                zorder=0,
             )
         else:
             ax.axvspan(
