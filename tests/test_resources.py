@@ -248,3 +248,18 @@ def test_measured_kinds_share_the_time_axis_and_the_check() -> None:
     assert str(ledger.table()).splitlines()[2] == "write buffer         -         -  5000  5000"
     with pytest.raises(ResourceLeak, match=r"^still held: write buffer 5000 \(measured\)$"):
         ledger.check()
+
+
+def test_a_hold_says_what_it_is_and_conn_id_needs_a_simulated_connection() -> None:
+    ledger = Ledger()
+    holds: list[resources.Hold] = []
+
+    async def process() -> None:
+        holds.append(ledger.acquire("buffer", 10, owner="c4"))
+        await asyncio.sleep(1.5)
+        holds[0].release()
+
+    run(process())
+    assert repr(holds[0]) == "<Hold 10 buffer for c4 since t=0, released at t=1.5>"
+    assert repr(ledger) == "<Ledger: buffer=0 held>"
+    assert resources.conn_id(object()) == ""
