@@ -98,6 +98,15 @@ def test_without_rng_the_global_random_is_read_at_each_draw() -> None:
     assert first == strategy.take(4)
 
 
+def test_take_can_draw_from_another_generator() -> None:
+    strategy = backoff.full_jitter(rng=random.Random(1))
+    assert strategy.take(3, rng=random.Random(9)) == backoff.full_jitter().take(
+        3, rng=random.Random(9)
+    )
+    assert strategy.take(3) == backoff.full_jitter(rng=random.Random(1)).take(3)
+    assert backoff.websockets_default().take(2, rng=random.Random(1))[1] == 3.1
+
+
 def test_each_call_starts_a_fresh_generator_from_the_first_delay() -> None:
     strategy = backoff.exponential(base=1, cap=8)
     one = strategy()

@@ -27,6 +27,7 @@ def test_exponential_backoff_without_jitter_comes_back_in_waves_at_exact_times()
     assert (result.refused_tcp, result.refused_503, result.attempts_up) == (60, 90, 110)
     assert result.peak_rate == 20
     assert result.all_back == pytest.approx(435.47 - 17)
+    assert result.half_back == pytest.approx(135.27 - 17)  # the 10th client: 5th wave
     assert result.longest_outage == pytest.approx(435.47 - 12.01)
     waves = [i for i, n in enumerate(result.attempts_per_second) if n]
     assert waves == [0, 1, 3, 7, 15, 31, 63, 123, 183, 243, 303, 363, 423]
@@ -53,7 +54,7 @@ def test_the_comparison_table_shows_the_numbers() -> None:
     lines = table.splitlines()
     assert lines[0].split("  ")[0] == "strategy"
     assert lines[2].split() == [
-        "exponential", "170", "60", "110", "90", "20", "418.5", "s", "423.5", "s"
+        "exponential", "170", "60", "110", "90", "20", "118.3", "s", "418.5", "s", "423.5", "s"
     ]  # fmt: skip
     assert lines[3].startswith("websockets default")
 

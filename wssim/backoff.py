@@ -67,7 +67,8 @@ class Backoff:
 
     Pass it as ``connect(..., reconnect_delays=strategy)``. ``str(strategy)`` names it with
     its parameters, ``strategy.formula`` gives its formula, and ``strategy.take(n)`` lists
-    its first ``n`` delays (drawing from its random generator).
+    its first ``n`` delays (``strategy.take(n, rng=random.Random(1))`` for a reproducible
+    sample).
 
     Build one with the functions of this module (:func:`full_jitter` and friends) rather
     than directly: they check their parameters.
@@ -89,20 +90,28 @@ class Backoff:
 
     def __call__(self) -> Delays:
         """A new generator of delays, from the first one."""
-        # The global generator is looked up at each draw, not now: inside a simulation it
-        # is the simulation's seeded stream only while the simulation runs.
-        uniform: _Uniform = self.rng.uniform if self.rng is not None else _global_uniform
-        return self._generate(uniform)
+        return self._generate(self._uniform(None))
 
-    def take(self, n: int) -> list[float]:
+    def take(self, n: int, rng: random.Random | None = None) -> list[float]:
         """The first ``n`` delays of a fresh generator.
+
+        Args:
+            n: how many delays.
+            rng: draw from this generator instead of the strategy's own (handy for printing
+                a reproducible sample outside a simulation).
 
         Raises:
             ValueError: if ``n`` is not a non-negative integer.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        return list(itertools.islice(self(), n))
+        return list(itertools.islice(self._generate(self._uniform(_check_rng(rng))), n))
+
+    def _uniform(self, rng: random.Random | None) -> _Uniform:
+        chosen = rng if rng is not None else self.rng
+        # The global generator is looked up at each draw, not now: inside a simulation it
+        # is the simulation's seeded stream only while the simulation runs.
+        return chosen.uniform if chosen is not None else _global_uniform
 
     def __str__(self) -> str:
         if not self.params:
@@ -322,11 +331,10 @@ def websockets_default(
         raise ValueError(f"factor must be a finite number > 1, got {factor!r}")
     if not math.isfinite(factor):
         raise ValueError(f"factor must be a finite number > 1, got {factor!r}")
-    checked_rng = _check_rng(rng)
     library_backoff = websockets.client.backoff
 
     def generate(uniform: _Uniform) -> Delays:
-        if checked_rng is None:
+        if uniform is _global_uniform:
             yield from library_backoff(initial, low, high, factor)
             return
         # websockets draws random.random() * initial_delay; uniform(0, x) is 0 + x * random()
@@ -340,7 +348,7 @@ def websockets_default(
 
     params = {"initial_delay": initial, "min_delay": low, "max_delay": high, "factor": factor}
     formula = "uniform(0, initial_delay), then min_delay·factor^k up to max_delay"
-    return Backoff("websockets default", formula, params, generate, checked_rng)
+    return Backoff("websockets default", formula, params, generate, _check_rng(rng))
 
 
 STRATEGIES: dict[str, Callable[..., Backoff]] = {

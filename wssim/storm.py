@@ -15,7 +15,8 @@ past it). :func:`storm` measures, from the trace and from counters kept by the c
 - ``attempts_up`` and ``refused_503``: attempts reaching the server once it is back, each
   one a TCP and an HTTP exchange for it, and those refused by admission control (HTTP 503);
 - ``peak_rate``: the most attempts reaching the server within one second after the restart;
-- ``all_back``: seconds from the restart until the last client was connected again;
+- ``half_back`` and ``all_back``: seconds from the restart until half the clients, and the
+  last one, were connected again;
 - ``longest_outage``: the longest time any one client stayed disconnected.
 
 Both sides pass ``compression=None`` (permessage-deflate keeps a compressor per connection,
@@ -75,6 +76,8 @@ class StormResult:
             costs the server a TCP handshake and an HTTP exchange.
         peak_rate: the most attempts that reached the server host within one second after
             the restart (seconds counted from the restart).
+        half_back: seconds from the restart until half the clients were connected again
+            (the typical client's wait); None if fewer than half came back.
         all_back: seconds from the restart until every client was connected again; None if
             some client was still out at the end of the run.
         longest_outage: the longest time one client stayed disconnected (from the moment it
@@ -94,6 +97,7 @@ class StormResult:
     refused_503: int
     attempts_up: int
     peak_rate: int
+    half_back: float | None
     all_back: float | None
     longest_outage: float | None
     attempts_per_second: tuple[int, ...] = field(repr=False)
@@ -244,9 +248,11 @@ def _measure(
     for opens, closes in zip(opened, closed, strict=True):
         later = [t for t in opens if t >= restart_at]
         if not later or len(closes) != len(opens) - 1:
-            break  # this client is not connected at the end
+            continue  # this client is not connected at the end
         back.append(later[0])
         outages.extend(o - c for c, o in zip(closes, opens[1:], strict=True))
+    back.sort()
+    half = (clients + 1) // 2
     everyone = len(back) == clients
     changes = sorted(
         [(t, 1) for opens in opened for t in opens] + [(t, -1) for cs in closed for t in cs]
@@ -269,6 +275,7 @@ def _measure(
         refused_503=refused_503,
         attempts_up=len(up),
         peak_rate=max(up_bins),
+        half_back=round(back[half - 1] - restart_at, 6) if len(back) >= half else None,
         all_back=round(max(back) - restart_at, 6) if everyone else None,
         longest_outage=round(max(outages), 6) if everyone else None,
         attempts_per_second=tuple(bins),
@@ -290,6 +297,7 @@ def compare(results: Iterable[StormResult]) -> Table:
                 f"{r.attempts_up:,}",
                 f"{r.refused_503:,}",
                 f"{r.peak_rate:,}",
+                "-" if r.half_back is None else f"{r.half_back:.1f} s",
                 "not all" if r.all_back is None else f"{r.all_back:.1f} s",
                 "-" if r.longest_outage is None else f"{r.longest_outage:.1f} s",
             )
@@ -301,17 +309,31 @@ def compare(results: Iterable[StormResult]) -> Table:
         "attempts (up)",
         "refused (503)",
         "peak/s (up)",
+        "half back after",
         "all back after",
         "longest outage",
     )
-    return Table(columns, rows, right=range(1, 8))
+    return Table(columns, rows, right=range(1, 9))
 
 
-def _colors() -> list[str]:
+def _color(result: StormResult, index: int) -> str:
+    """One colour per strategy, the same in every figure; others by position."""
     from wssim.style import OKABE_ITO
 
-    order = ("vermillion", "blue", "bluish green", "orange", "reddish purple", "sky blue")
-    return [OKABE_ITO[name] for name in order] + ["#7F7F7F", OKABE_ITO["black"]]
+    by_name = {
+        "exponential": "vermillion",
+        "full jitter": "blue",
+        "equal jitter": "bluish green",
+        "decorrelated jitter": "orange",
+        "RFC 6455": "reddish purple",
+        "websockets default": "sky blue",
+        "constant": "black",
+    }
+    name = by_name.get(result.strategy)
+    if name is not None:
+        return OKABE_ITO[name]
+    spare = ("blue", "orange", "bluish green", "reddish purple", "sky blue", "vermillion")
+    return OKABE_ITO[spare[index % len(spare)]]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -336,41 +358,54 @@ def _shade_down(ax: Axes, result: StormResult, origin: float) -> None:
 
 
 def plot_attempts(
-    results: Sequence[StormResult], *, ax: Axes | None = None, until: float | None = None
+    results: Sequence[StormResult],
+    *,
+    ax: Axes | None = None,
+    until: float | None = None,
+    rate: float | None = None,
+    title: str = "Connection attempts reaching the server",
 ) -> Axes:
     """Attempts reaching the server per second, one line per strategy, from the crash on.
 
     The shaded band is the time the server was down. ``until`` limits the x axis (seconds
-    after the crash).
+    after the crash); ``rate``, if given, draws the server's admission rate as a dashed line.
     """
-    from wssim.style import decorate
+    from wssim.style import COLORS, decorate
 
     ax = _axes(ax)
-    for result, color in zip(results, _colors(), strict=False):
+    for index, result in enumerate(results):
         seconds = range(len(result.attempts_per_second))
-        ax.step(seconds, result.attempts_per_second, where="post", color=color,
+        ax.step(seconds, result.attempts_per_second, where="post", color=_color(result, index),
                 label=result.strategy, lw=1.2)  # fmt: skip
     if results:
         _shade_down(ax, results[0], results[0].crash_at)
+    if rate is not None:
+        ax.axhline(rate, color=COLORS["text"], lw=0.8, ls="--")
     if until is not None:
         ax.set_xlim(0, until)
-    ax.grid(True, color="#E5E5E5", lw=0.6)
+    ax.grid(True, color=COLORS["grid"], lw=0.6)
     return decorate(
         ax,
-        title="Connection attempts reaching the server",
+        title=title,
         xlabel="seconds after the crash",
         ylabel="attempts per second",
+        legend=len(results) > 1,
     )
 
 
 def plot_connected(
-    results: Sequence[StormResult], *, ax: Axes | None = None, until: float | None = None
+    results: Sequence[StormResult],
+    *,
+    ax: Axes | None = None,
+    until: float | None = None,
+    title: str = "Clients connected",
 ) -> Axes:
     """Clients connected over time, one line per strategy, from the crash on."""
-    from wssim.style import decorate
+    from wssim.style import COLORS, decorate
 
     ax = _axes(ax)
-    for result, color in zip(results, _colors(), strict=False):
+    for index, result in enumerate(results):
+        color = _color(result, index)
         origin = result.crash_at
         points = [(t - origin, n) for t, n in result.connected if t >= origin]
         before = [n for t, n in result.connected if t < origin]
@@ -385,10 +420,10 @@ def plot_connected(
     if until is not None:
         ax.set_xlim(0, until)
     ax.set_ylim(0, max((r.clients for r in results), default=1) * 1.05)
-    ax.grid(True, color="#E5E5E5", lw=0.6)
+    ax.grid(True, color=COLORS["grid"], lw=0.6)
     return decorate(
         ax,
-        title="Clients connected",
+        title=title,
         xlabel="seconds after the crash",
         ylabel="clients connected",
     )
