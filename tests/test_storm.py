@@ -45,6 +45,16 @@ def test_full_jitter_spreads_the_same_storm_for_a_seed() -> None:
     assert storm.storm(backoff.full_jitter(), seed=2, **SMALL) != result
 
 
+@pytest.mark.parametrize("strategy", [backoff.equal_jitter(), backoff.websockets_default()])
+def test_every_attempt_is_accounted_for(strategy: backoff.Backoff) -> None:
+    """After the crash, an attempt is refused while the server is down or reaches it once it
+    is back; there, it gets in (once per client) or gets a 503."""
+    result = storm.storm(strategy, **SMALL)
+    assert result.attempts == result.refused_tcp + result.attempts_up
+    assert result.attempts_up == result.clients + result.refused_503
+    assert sum(result.attempts_per_second) == result.attempts
+
+
 def test_the_comparison_table_shows_the_numbers() -> None:
     results = [
         storm.storm(backoff.exponential(), **SMALL),
