@@ -53,7 +53,7 @@ def scenario(n: int, seed: int, names: list[str]) -> dict[str, Any]:
         assert result.all_back is not None, f"{name}: not every client came back"
         assert result.attempts == result.refused_tcp + result.attempts_up, name
         assert result.attempts_up == n + result.refused_503, name
-        events += len(result.trace)
+        events += result.events
         if len(names) == 1:
             facts.update(
                 attempts=result.attempts,

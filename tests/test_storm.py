@@ -43,13 +43,15 @@ def test_full_jitter_spreads_the_same_storm_for_a_seed() -> None:
     assert result.all_back == pytest.approx(18.802004)
     assert result.longest_outage == pytest.approx(23.792004)
     assert storm.storm(backoff.full_jitter(), seed=2, **SMALL) != result
+    assert result.trace is None  # not kept unless asked for
 
 
 @pytest.mark.parametrize("strategy", [backoff.equal_jitter(), backoff.websockets_default()])
 def test_every_attempt_is_accounted_for(strategy: backoff.Backoff) -> None:
     """After the crash, an attempt is refused while the server is down or reaches it once it
     is back; there, it gets in (once per client) or gets a 503."""
-    result = storm.storm(strategy, **SMALL)
+    result = storm.storm(strategy, keep_trace=True, **SMALL)
+    assert result.trace is not None and len(result.trace) == result.events
     assert result.attempts == result.refused_tcp + result.attempts_up
     assert result.attempts_up == result.clients + result.refused_503
     assert sum(result.attempts_per_second) == result.attempts
