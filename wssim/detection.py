@@ -273,18 +273,20 @@ def run_stack(
     *,
     fault: faults_.Fault | None = None,
     at: float = 0.0,
+    duration: float | None = None,
     until: float,
     seed: int = 0,
     latency: float = 0.010,
 ) -> Trace:
     """Run one client and one server of ``stack`` (hosts ``client`` and ``server``),
-    inject a copy of ``fault`` at ``at``, and return the trace at ``until``."""
+    inject a copy of ``fault`` at ``at`` for ``duration`` seconds (None: for ever), and
+    return the trace at ``until``."""
     with Simulation(seed=seed, latency=latency) as sim:
         sim.host("server").spawn(serve_stack(stack))
         sim.host("client").spawn(connect_stack(stack))
         if fault is not None:
             # A fault keeps state once injected: each run gets its own copy.
-            sim.inject(copy.deepcopy(fault), at=at)
+            sim.inject(copy.deepcopy(fault), at=at, duration=duration)
         return sim.run(until=until)
 
 
@@ -594,6 +596,7 @@ def plot_tradeoff(
             fontsize=note,
             color=COLORS["text"],
         )
+    labelled: set[str] = set()
     for r in results:
         rng = r.server if side == SERVER else r.client
         if rng is None:
@@ -601,19 +604,32 @@ def plot_tradeoff(
         best, worst = rng.delays()
         if best is None or worst is None:
             continue
-        color = COLORS["ping"] if r.stack.mechanism == "WebSocket ping" else COLORS["data"]
+        ping = r.stack.mechanism == "WebSocket ping"
+        color = COLORS["ping"] if ping else COLORS["data"]
+        label = f"default of a stack: {'WebSocket ping' if ping else 'application message'}"
         ax.vlines(r.bytes_per_hour, best, worst, color=color, linewidth=2, linestyle=":")
-        ax.plot([r.bytes_per_hour] * 2, [best, worst], "D", color=color, markersize=5)
+        ax.plot(
+            [r.bytes_per_hour] * 2,
+            [best, worst],
+            "D",
+            color=color,
+            markersize=5,
+            label=None if label in labelled else label,
+        )
+        labelled.add(label)
+        # Stacks are named on the left, sweep points on the right: they may share an x.
         ax.annotate(
             r.stack.name,
             (r.bytes_per_hour, worst),
             textcoords="offset points",
-            xytext=(4, 2),
+            xytext=(-5, 2),
+            ha="right",
             fontsize=note,
             color=color,
             fontweight="bold",
         )
     ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the names written beside the outermost bars
     ax.grid(True, color=COLORS["grid"], linewidth=0.8)
     ax.set_axisbelow(True)
     ax.set_ylim(bottom=0)
