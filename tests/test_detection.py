@@ -248,3 +248,14 @@ def test_plot_tradeoff_draws_points_and_stacks() -> None:
     plt.close(ax.figure)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="side must be"):
         plot_tradeoff(points, side="proxy")
+
+
+def test_a_frozen_server_drops_a_healthy_client() -> None:
+    # The server's loop is blocked from 45 to 90 s: the client's ping of 60.04 is not
+    # answered in time, the client gives up at 80.04; the thawed server answers too late.
+    trace = run_stack(
+        STACKS["websockets"], fault=faults.Freeze("server"), at=45, duration=45, until=120
+    )
+    client, server = detect(trace, "client"), detect(trace, "server")
+    assert (client.noticed, client.learned, client.code) == (80.04, 90.01, 1006)
+    assert (server.noticed, server.learned, server.code) == (None, 90.02, 1011)
