@@ -22,7 +22,8 @@ def test_run_prints_the_trace_and_writes_the_timeline(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     plot = tmp_path / "crash.png"
-    assert main(["run", "crash", "--seed", "1", "--plot", str(plot), "--kind", "tcp,closed"]) == 0
+    args = ["run", "crash", "--seed", "1", "--plot", str(plot), "--kind", "tcp,closed"]
+    assert main([*args, "--by", "host"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("# crash (lesson 01, seed 1):")
     assert "1.010  c1    client           closed  ConnectionClosedError" in out

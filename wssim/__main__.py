@@ -44,6 +44,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"comma-separated kinds of events to show (from: {', '.join(KINDS)})",
     )
     run.add_argument("--until", type=float, metavar="T", help="show events up to T seconds only")
+    run.add_argument(
+        "--by",
+        choices=("endpoint", "host"),
+        default="endpoint",
+        help="timeline lanes: one per endpoint (default), or one per host",
+    )
     return p
 
 
@@ -69,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         from wssim import plot
 
-        ax = plot.timeline(trace, until=args.until, title=f"{chosen.name} (seed {args.seed})")
+        title = f"{chosen.name} (seed {args.seed})"
+        ax = plot.timeline(trace, until=args.until, by=args.by, title=title)
         figure = ax.get_figure(root=True)
         assert figure is not None
         figure.savefig(args.plot, dpi=120, bbox_inches="tight")

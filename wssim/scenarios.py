@@ -169,3 +169,56 @@ def crash_restart(seed: int) -> Trace:
         sim.host("client").spawn(reconnecting_client())
         sim.inject(faults.Crash("server"), at=1.0, duration=2.0)
         return sim.run(until=20)
+
+
+@scenario(
+    "storm",
+    "03",
+    "100 clients reconnect after a 10 s server crash, with full jitter, behind an accept rate",
+    kinds=("fault", "host", "closed"),
+)
+def reconnect_storm(seed: int) -> Trace:
+    from wssim import backoff, storm
+
+    result = storm.storm(
+        backoff.full_jitter(base=1.0, cap=30.0),
+        clients=100,
+        seed=seed,
+        join_over=5.0,
+        crash_at=10.0,
+        rate=20.0,
+        horizon=120.0,
+        keep_trace=True,
+    )
+    assert result.trace is not None
+    return result.trace
+
+
+@scenario(
+    "socketio-heartbeat",
+    "04",
+    "Socket.IO's application heartbeat (25 s / 20 s) finds a cut network",
+    kinds=("frame", "fault", "closed", "log"),
+)
+def socketio_heartbeat(seed: int) -> Trace:
+    from wssim import detection, heartbeat
+
+    return detection.run_stack(
+        heartbeat.STACKS["Socket.IO"],
+        fault=faults.Partition("client", "server"),
+        at=30.0,
+        until=120.0,
+        seed=seed,
+    )
+
+
+@scenario(
+    "unmasked-frame",
+    "05",
+    "a raw client sends an unmasked frame: websockets fails the connection with 1002",
+    kinds=("http", "frame", "tcp", "closed"),
+)
+def unmasked_frame(seed: int) -> Trace:
+    from wssim import protocolerrors
+
+    return protocolerrors.run(protocolerrors.case("unmasked client frame"), seed=seed).trace
