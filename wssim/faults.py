@@ -14,7 +14,9 @@ Every fault appears in the trace (kind ``fault``) when it starts and when it end
 meaning, the fault has its name (``latency``, ``bandwidth``, ``reset_peer``,
 ``slow_close``, ``limit_data``, ``slicer``), with parameters in seconds and bytes.
 
-Faults on the path between two hosts act on every connection between them, both ways.
+Faults on the path between two hosts act on every connection between them, both ways
+(toxiproxy's toxics choose a direction and a toxicity, the share of connections they act
+on; here a fault acts on all of them).
 Host faults act on one host: its processes crash (:class:`Crash`), lose power
 (:class:`PowerLoss`), stop running for a while (:class:`Freeze`), or the whole machine
 sleeps (:class:`Suspend`).
