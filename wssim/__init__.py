@@ -38,11 +38,33 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+_LAZY = (
+    "admission",
+    "backoff",
+    "course",
+    "detection",
+    "exercises",
+    "heartbeat",
+    "plot",
+    "protocolerrors",
+    "raw",
+    "resourceplot",
+    "resources",
+    "scenarios",
+    "storm",
+    "style",
+)
+"""Submodules loaded on first use (``wssim.backoff`` after a plain ``import wssim``): some
+import matplotlib, which is slow to import, and a simulation needs none of them."""
+
+
 def __getattr__(name: str) -> object:
-    # `wssim.plot` and friends load on first use: matplotlib is slow to import and a
-    # simulation does not need it.
-    if name in ("plot", "style"):
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f"wssim.{name}")
     raise AttributeError(f"module 'wssim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -796,6 +796,8 @@ class Network:
         self.isolated: dict[str, None] = {}
         self.listeners: dict[tuple[str, int], SimServer] = {}
         self.connections: dict[TcpConnection, None] = {}
+        # The same connections by the hosts at their ends, so that a crash visits only its own.
+        self.by_host: dict[str, dict[TcpConnection, None]] = {}
         self.tcp_user_timeout = TCP_USER_TIMEOUT
         self.send_buffer = SEND_BUFFER
         self.receive_buffer = RECEIVE_BUFFER
@@ -1033,8 +1035,12 @@ class Network:
 
     def forget(self, conn: TcpConnection) -> None:
         """Both ends are done with ``conn``: let go of it (its protocols, its buffers)."""
-        if self.connections.pop(conn, None) is not None:
-            self.observer.forget(conn)
+        if conn not in self.connections:
+            return
+        del self.connections[conn]
+        for name in (conn.client.host.name, conn.target.name):
+            self.by_host.get(name, {}).pop(conn, None)
+        self.observer.forget(conn)
 
     # Listening
 
@@ -1085,6 +1091,8 @@ class Network:
             self, next(self._conn_numbers), here, self._ephemeral_port(here), target, port
         )
         self.connections[conn] = None
+        for name in (here.name, target.name):
+            self.by_host.setdefault(name, {})[conn] = None
         self._send_syn(conn, attempt=0)
         try:
             await conn.established
@@ -1208,7 +1216,7 @@ class Network:
         for server in list(self.listeners.values()):
             if server.host is host:
                 server.close()
-        for conn in list(self.connections):
+        for conn in list(self.by_host.get(host.name, ())):
             for endpoint in (conn.client, conn.server):
                 if endpoint is None or endpoint.host is not host or endpoint.closed:
                     continue
