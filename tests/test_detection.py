@@ -9,7 +9,6 @@ from wssim import faults
 from wssim.detection import (
     Detection,
     DetectionRange,
-    check_exercise,
     compare,
     compare_table,
     detect,
@@ -224,17 +223,6 @@ def test_an_application_heartbeat_measured_like_the_others() -> None:
     assert found.delays(noticed=True) == (15.010001, 25.009999)
     assert found.delays() == (20.010001, 30.009999)
     assert [d.noticed for d in found.samples] == [45.05, 55.05, 55.05, 55.05]
-
-
-def test_check_exercise_passes_or_hints() -> None:
-    assert check_exercise(20, 5, 5, client_pings=False) == (
-        "pass: worst case 29.990 s, 2,880 bytes/hour"
-    )
-    assert check_exercise(20, 20).startswith(
-        "not yet: worst case 49.990 s, 5,760 bytes/hour. Hint: the server learns at worst"
-    )
-    assert "client_pings=False" in check_exercise(10, 5, 5)
-    assert "16 bytes" in check_exercise(10, 5, 5, client_pings=False)
 
 
 def test_plot_tradeoff_draws_points_and_stacks() -> None:

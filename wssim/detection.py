@@ -33,7 +33,6 @@ __all__ = [
     "DetectionRange",
     "StackResult",
     "SweepPoint",
-    "check_exercise",
     "compare",
     "compare_table",
     "detect",
@@ -639,45 +638,3 @@ def plot_tradeoff(
         xlabel="heartbeat bytes per hour (both directions, log scale)",
         ylabel=f"seconds until the {side} learns",
     )
-
-
-# An exercise's check
-
-
-def check_exercise(
-    ping_interval: float,
-    ping_timeout: float,
-    close_timeout: float = 10.0,
-    *,
-    client_pings: bool = True,
-    within: float = 30.0,
-    budget: int = 3000,
-) -> str:
-    """Check settings against the exercise: the server must learn that a client lost power
-    within ``within`` seconds at worst, with under ``budget`` heartbeat bytes per hour.
-
-    Returns ``"pass: ..."`` with the measurements, or ``"not yet: ..."`` with a hint.
-    """
-    stack = keepalive_stack(ping_interval, ping_timeout, close_timeout, client_pings=client_pings)
-    _, worst = measure(stack, faults_.PowerLoss(CLIENT)).delays()
-    spent = hourly_bytes(stack)
-    measured = f"worst case {_seconds(worst)} s, {spent:,} bytes/hour"
-    if worst is not None and worst <= within and spent < budget:
-        return f"pass: {measured}"
-    if worst is None or worst > within:
-        hint = (
-            "the server learns at worst ping_interval + ping_timeout + close_timeout after "
-            f"the fault (minus the latency): make that at most {within:g} s. close_timeout "
-            "counts too: nobody will answer the closing handshake of a dead peer."
-        )
-    elif client_pings:
-        hint = (
-            "both sides ping, so every interval costs two pings and two pongs. Does the "
-            "client need to ping for the server to notice? Try client_pings=False."
-        )
-    else:
-        hint = (
-            "each ping and pong costs 16 bytes with headers: fewer of them per hour means a "
-            "longer ping_interval; shorten ping_timeout or close_timeout to stay in time."
-        )
-    return f"not yet: {measured}. Hint: {hint}"
