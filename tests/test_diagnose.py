@@ -176,3 +176,12 @@ def test_diagnose_names_lessons() -> None:
 def test_bad_parameters_raise_value_error(make: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_report_without_a_remedy_answers_two_questions() -> None:
+    report = experiment("quiet", until=1).report()
+    assert report.splitlines()[-3:] == [
+        "2. After how long does each side know?",
+        "   client  never: still OPEN at the end",
+        "   server  never: still OPEN at the end",
+    ]

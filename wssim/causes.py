@@ -46,6 +46,7 @@ __all__ = [
     "message_too_big",
     "partition",
     "power_lost",
+    "refuse_overloaded",
     "suspended",
     "tab_closed",
 ]
@@ -228,8 +229,12 @@ def power_lost(at: float = 1.0, *, until: float = 120.0) -> Diagnosis:
 # Server overload
 
 
-def _refuse(connection: ServerConnection, request: Request) -> Response:
-    """A ``process_request`` hook for a server over capacity: 503, come back later."""
+def refuse_overloaded(connection: ServerConnection, request: Request) -> Response:
+    """A ``process_request`` hook for a server over capacity: HTTP 503, come back later.
+
+    Refusing before the handshake costs the server almost nothing: no WebSocket state, no
+    handler, no buffers. ``Retry-After`` tells a client how long to wait (RFC 9110, 10.2.3).
+    """
     response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "overloaded, try again later\n")
     response.headers["Retry-After"] = "5"
     return response
@@ -239,7 +244,7 @@ def handshake_refused() -> Diagnosis:
     """The server is over capacity: it answers the opening handshake with HTTP 503."""
     return experiment(
         "overload: HTTP 503",
-        server=ServerPlan(options={"process_request": _refuse}),
+        server=ServerPlan(options={"process_request": refuse_overloaded}),
         cause_at=0.0,
         until=10.0,
         remedy="retry later, with backoff",

@@ -402,7 +402,7 @@ class Diagnosis:
         return ", ".join(LESSONS[n] for n in self.lessons)
 
     def report(self) -> str:
-        """The answers to the three questions, as text."""
+        """The answers to the three questions, as text (the third if a remedy was given)."""
         lines = [f"{self.cause} (at t={self.cause_at:.3f} s)", "1. What does each side see?"]
         for s in (self.client, self.server):
             lines.append(f"   {s.side:<6}  {s.sees}: {s.detail}")
@@ -414,8 +414,9 @@ class Diagnosis:
                 lines.append(f"   {s.side:<6}  never: {s.detail}")
             else:
                 lines.append(f"   {s.side:<6}  never: it is dead ({s.saw})")
-        lines.append("3. What should the code do?")
-        lines.append(f"   {self.advice or self.remedy}")
+        if self.advice or self.remedy:
+            lines.append("3. What should the code do?")
+            lines.append(f"   {self.advice or self.remedy}")
         if self.lessons:
             lines.append(f"   (lesson {self.lesson})")
         return "\n".join(lines)
