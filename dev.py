@@ -258,13 +258,21 @@ def cmd_execute(args: argparse.Namespace) -> int:
     ensure_venv({"test"}, reinstall=args.reinstall)
     paths = [Path(p).resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
     env = child_env(PYDEVD_DISABLE_FILE_VALIDATION="1")
+    done = 0
     for path in paths:
         if not path.is_file():
             raise Failure(f"no such notebook: {path}")
-        say(f"Executing {_short(str(path))}")
-        check([str(VENV_PYTHON), "-c", EXECUTE_NOTEBOOK, str(path)], path.name, env=env)
-        strip_volatile_metadata(path)
-    say(f"Executed {len(paths)} notebook(s): review the diff, then commit them")
+        todo = [path]
+        if path.parent == NOTEBOOKS.resolve():
+            # A notebook with solutions: make its learner copy again, and execute it too.
+            check([str(VENV_PYTHON), "-m", "wssim.course", "--all", str(path)], "learner copy")
+            todo.append(path.parent / "learner" / path.name)
+        for notebook in todo:
+            say(f"Executing {_short(str(notebook))}")
+            check([str(VENV_PYTHON), "-c", EXECUTE_NOTEBOOK, str(notebook)], notebook.name, env=env)
+            strip_volatile_metadata(notebook)
+            done += 1
+    say(f"Executed {done} notebook(s): review the diff, then commit them")
     return 0
 
 
@@ -477,7 +485,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--fix", action="store_true", help="fix what ruff can and reformat")
     sp.set_defaults(func=cmd_lint)
 
-    sp = add("execute", "re-execute notebooks in place and store their outputs (all by default)")
+    sp = add(
+        "execute",
+        "re-execute notebooks in place and store their outputs (all by default); a notebook "
+        "with solutions gets its learner copy (notebooks/learner/) made again and executed",
+    )
     sp.add_argument("notebooks", nargs="*", help="notebook files (default: notebooks/*.ipynb)")
     sp.set_defaults(func=cmd_execute)
 

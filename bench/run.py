@@ -63,6 +63,7 @@ def plan(quick: bool) -> list[Config]:
                 {"wall_s": ("<", 1.0)},
             ),
             Config("restart 300 clients", "bench_restart.py", ["--clients", "300"], 3, 1),
+            Config("storm 300 clients, full jitter", "bench_storm.py", ["--clients", "300"], 3, 0),
             Config(
                 "handshake",
                 "bench_handshake.py",
@@ -94,6 +95,27 @@ def plan(quick: bool) -> list[Config]:
             1,
             {"wall_s": ("<", 30.0), "maxrss_mb": ("<", 1024.0)},
         ),
+        Config(
+            "storm 1,000 clients, full jitter",
+            "bench_storm.py",
+            ["--clients", "1000", "--strategy", "full jitter"],
+            3,
+            1,
+        ),
+        Config(
+            "storm 1,000 clients, exponential",
+            "bench_storm.py",
+            ["--clients", "1000", "--strategy", "exponential"],
+            3,
+            0,
+        ),
+        Config(
+            "storm 1,000 clients, all six strategies (lesson 03)",
+            "bench_storm.py",
+            ["--clients", "1000", "--strategy", "all"],
+            3,
+            0,
+        ),
     ]
 
 
@@ -120,6 +142,18 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         ("last_back_at", "last client back at (virtual s)", "{:.3f}"),
         ("back_median_s", "median time back after restart, s", "{:.3f}"),
         ("refused", "refused connection attempts", "{:.0f}"),
+        ("events", "trace events", "{:.0f}"),
+    ],
+    "bench_storm.py": [
+        ("wall_s", "wall time, s", "{:.2f}"),
+        ("gc_s", "  of which cyclic GC, s", "{:.2f}"),
+        ("maxrss_mb", "peak RSS, MiB", "{:.0f}"),
+        ("tracemalloc_peak_mb", "tracemalloc peak, MiB", "{:.1f}"),
+        ("attempts", "attempts after the crash", "{:.0f}"),
+        ("attempts_up", "  of which at the restarted server", "{:.0f}"),
+        ("refused_503", "  of which refused with 503", "{:.0f}"),
+        ("peak_rate", "peak attempts/s at the restarted server", "{:.0f}"),
+        ("all_back_s", "all back after the restart (virtual s)", "{:.1f}"),
         ("events", "trace events", "{:.0f}"),
     ],
     "bench_handshake.py": [

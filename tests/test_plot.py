@@ -311,3 +311,24 @@ def test_sequence_of_a_refused_connection() -> None:
 def test_sequence_of_an_unknown_connection_raises() -> None:
     with pytest.raises(ValueError, match=r"no events of connection 'c9'.*connections: c1"):
         sequence(echo_trace(), "c9")
+
+
+def test_timeline_shows_only_the_faults_of_the_chosen_hosts() -> None:
+    from wssim import faults
+
+    with wssim.Simulation(seed=0) as sim:
+        sim.host("server").spawn(echo_server())
+        for name in ("a", "b"):
+            sim.host(name)
+        sim.inject(faults.Freeze("a"), at=1, duration=1)
+        sim.inject(faults.Partition("b", "server"), at=2, duration=1)
+        sim.inject(faults.Crash("server"), at=4)
+        trace = sim.run(until=5)
+    assert texts(timeline(trace), "fault-label") == [
+        "a frozen",
+        "partition b ↔ server",
+        "server crashed",
+    ]
+    assert texts(timeline(trace, hosts=["a"]), "fault-label") == ["a frozen"]
+    assert texts(timeline(trace, hosts="b"), "fault-label") == ["partition b ↔ server"]
+    assert by_gid(timeline(trace, show_faults=False), "fault") == []

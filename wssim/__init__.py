@@ -12,7 +12,7 @@ The real ``websockets`` library, running over a simulated network in virtual tim
 
 from __future__ import annotations
 
-from wssim import closecodes, lifecycle
+from wssim import closecodes, faults, lifecycle
 from wssim.hosts import Host, HostState, current_host
 from wssim.network import Link
 from wssim.simulation import Simulation
@@ -31,6 +31,7 @@ __all__ = [
     "Trace",
     "closecodes",
     "current_host",
+    "faults",
     "lifecycle",
 ]
 

@@ -228,10 +228,18 @@ class Pipe:
         return self._rng
 
     def send(self, segment: Segment) -> None:
-        """Send ``segment`` as soon as the receiver's window lets it go."""
-        if self.waiting or (segment.kind == "DATA" and self._window_short(len(segment.data))):
+        """Send ``segment`` as far as the receiver's window lets it go; the rest waits."""
+        if self.waiting:
             self._wait_for_window(segment)
             return
+        if segment.kind == "DATA":
+            room = self._room()
+            if room < len(segment.data):
+                if room > 0:
+                    self._transmit(Segment("DATA", segment.data[:room]))
+                    segment = Segment("DATA", segment.data[room:])
+                self._wait_for_window(segment)
+                return
         self._transmit(segment)
 
     def _transmit(self, segment: Segment) -> None:
@@ -324,12 +332,11 @@ class Pipe:
     # exceed its receive buffer. Past that, bytes wait on the sender's side, where they
     # count in its write buffer, which is what makes flow control reach the application.
 
-    def _window_short(self, size: int) -> bool:
+    def _room(self) -> int:
+        """Bytes the receiver's window takes now."""
         receiver = self.dst.transport
         unread = receiver.unread_bytes if receiver is not None else 0
-        used = self.in_flight + unread
-        # One segment may always go when nothing is outstanding, however large it is.
-        return used > 0 and used + size > self.network.receive_buffer
+        return self.network.receive_buffer - self.in_flight - unread
 
     def _wait_for_window(self, segment: Segment) -> None:
         net = self.network
@@ -376,8 +383,16 @@ class Pipe:
             )
         while self.waiting:
             segment = self.waiting[0]
-            if segment.kind == "DATA" and self._window_short(len(segment.data)):
-                break
+            if segment.kind == "DATA":
+                room = self._room()
+                if room <= 0:
+                    break
+                if room < len(segment.data):
+                    # As much as fits goes now; the rest waits for the next window update.
+                    self.waiting[0] = Segment("DATA", segment.data[room:])
+                    self.waiting_bytes -= room
+                    self._transmit(Segment("DATA", segment.data[:room]))
+                    break
             self.waiting.popleft()
             self.waiting_bytes -= len(segment.data)
             self._transmit(segment)
@@ -500,6 +515,9 @@ class SimTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or self._endpoint.closed or not self._endpoint.alive:
             return
+        if self._eof_sent:
+            # As asyncio's own transports: data after our FIN would be a protocol error.
+            raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
             return
         self._pipe().send(Segment("DATA", bytes(data)))

@@ -72,9 +72,26 @@ def _lane_label(endpoint: Endpoint) -> str:
     return f"{endpoint.host} ({endpoint.conn} {endpoint.side})"
 
 
+def _touches(fault: FaultSpan, hosts: set[str]) -> bool:
+    """Does ``fault`` act on one of ``hosts`` (its own host, or an end of its path)?"""
+    if fault.host in hosts:
+        return True
+    path = re.search(r"(\S+) ↔ ([^\s:]+)", fault.text)
+    return path is not None and bool(hosts & {path[1], path[2]})
+
+
+_HOST_FAULT_LABELS = {
+    "crash": "crashed",
+    "power loss": "lost power",
+    "freeze": "frozen",
+    "suspend": "asleep",
+}
+
+
 def _fault_label(fault: FaultSpan) -> str:
-    if fault.name == "crash":
-        return f"{fault.host} crashed" if fault.host else "crash"
+    what = _HOST_FAULT_LABELS.get(fault.name)
+    if what is not None and fault.host:
+        return f"{fault.host} {what}"
     return _shorten(fault.text, 32)
 
 
@@ -149,6 +166,7 @@ def timeline(
     until: float | None = None,
     by: str = "endpoint",
     details: bool | None = None,
+    show_faults: bool = True,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
@@ -166,7 +184,7 @@ def timeline(
     Args:
         trace: what to draw.
         conns: only these connections (``"c1"`` or several).
-        hosts: only the endpoints on these hosts.
+        hosts: only the endpoints on these hosts, and only the faults that touch them.
         since: the left edge, in virtual seconds. Default: the first thing drawn.
         until: the right edge; endpoints still alive stop here. Default: the trace's end.
         by: ``"endpoint"`` for a lane per endpoint; ``"host"`` to put the successive
@@ -174,6 +192,7 @@ def timeline(
             line; a server gets as many lanes as it had connections at once).
         details: draw frame ticks and how each endpoint ended. Default: when there are at
             most :data:`DETAIL_LANES` lanes, so that hundreds of lanes stay fast and legible.
+        show_faults: shade the faults (default); False leaves them out.
         ax: the axes to draw on. Default: a new figure sized for the lanes.
         title: the figure's title.
 
@@ -187,7 +206,9 @@ def timeline(
         raise ValueError(f"by must be 'endpoint' or 'host', got {by!r}")
     conn_set, host_set = _as_set(conns), _as_set(hosts)
     end = trace.end if until is None else float(until)
-    fault_list = faults(trace, until=end)
+    fault_list = faults(trace, until=end) if show_faults else []
+    if host_set is not None:
+        fault_list = [f for f in fault_list if _touches(f, host_set)]
     chosen = [
         e
         for e in endpoints(trace)

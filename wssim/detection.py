@@ -1,0 +1,683 @@
+"""How long a dead peer goes unnoticed, and what the heartbeats that notice it cost.
+
+Read from a trace: :func:`detect` finds when a fault started and when one side learned
+of it (its ``closed`` event, or a TCP failure), and :func:`heartbeat_bytes` adds up the
+heartbeat frames on the wire, headers included. Measured by running simulations:
+:func:`measure` injects a fault at the instants that give the best and the worst case,
+:func:`hourly_bytes` counts an hour of heartbeats, :func:`sweep` does both over a grid of
+websockets' ``ping_interval`` and ``ping_timeout``, and :func:`compare` over stacks.
+:func:`plot_tradeoff` draws detection time against overhead.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from wssim import faults as faults_
+from wssim.heartbeat import REF, Side, Stack, connect_stack, serve_stack
+from wssim.lifecycle import faults as fault_spans
+from wssim.simulation import Simulation
+from wssim.style import COLORS, FONT_SIZES, decorate
+from wssim.trace import Event, Table, Trace
+
+__all__ = [
+    "Detection",
+    "DetectionRange",
+    "StackResult",
+    "SweepPoint",
+    "check_exercise",
+    "compare",
+    "compare_table",
+    "detect",
+    "frame_size",
+    "heartbeat_bytes",
+    "hourly_bytes",
+    "keepalive_stack",
+    "measure",
+    "plot_tradeoff",
+    "run_stack",
+    "sweep",
+    "sweep_table",
+]
+
+# "TEXT 'hi' [2 bytes]", "PING 6b aa 94 55 [binary, 4 bytes]", "TEXT ... [5 bytes] (compressed
+# to 7 bytes)": the last bracket holds the payload size, the parenthesis the tap's notes.
+_SIZE = re.compile(r"\[(?:[a-z]+, )?(\d+) bytes?(?:, continued)?\](?: \((?P<notes>[^()]*)\))?$")
+_COMPRESSED = re.compile(r"compressed to (\d+) bytes")
+# websockets shows a data frame's payload as a Python string, or as hex bytes when it holds
+# control characters (SignalR's record separator, 0x1E).
+_DATA = re.compile(r"^(?:TEXT|BINARY) (?:(?P<repr>'.*')|(?P<hex>[0-9a-f]{2}(?: [0-9a-f]{2})*)) \[")
+# Each side's own words when its heartbeat gives up: websockets' keepalive, or ours.
+_GAVE_UP = ("- timed out waiting for keepalive pong", "- heartbeat timeout")
+_TCP_FAILURES = ("gave up retransmitting", "connection reset by peer")
+# A fault this close before or after a frame: the frame escapes, or it does not.
+_NUDGE = 1e-6
+SERVER, CLIENT = "server", "client"
+
+
+def _r(t: float) -> float:
+    return round(t, 6)
+
+
+# Bytes on the wire
+
+
+def frame_size(event: Event) -> int:
+    """The bytes a WebSocket frame took on the wire, header included.
+
+    The wire tap reports the payload (``[4 bytes]``, or ``compressed to N bytes`` when
+    permessage-deflate compressed it); the header adds 2 bytes, 2 or 8 more for payloads of
+    126 bytes or more (RFC 6455, section 5.2), and the 4-byte mask of frames sent by a
+    client (section 5.3). TCP/IP headers are not counted.
+
+    Raises:
+        ValueError: if ``event`` is not a frame whose size the tap reported.
+    """
+    match = _SIZE.search(event.text) if event.kind == "frame" else None
+    if match is None:
+        raise ValueError(f"event must be a frame with a size, got {event.kind}: {event.text!r}")
+    notes = match["notes"] or ""
+    compressed = _COMPRESSED.search(notes)
+    payload = int(compressed[1] if compressed else match[1])
+    masked = event.side == CLIENT
+    if "unmasked" in notes.split(", "):
+        masked = False
+    elif "masked" in notes.split(", "):
+        masked = True
+    extended = 0 if payload < 126 else 2 if payload < 65536 else 8
+    return 2 + extended + payload + (4 if masked else 0)
+
+
+def _payload(event: Event) -> str | None:
+    match = _DATA.match(event.text)
+    if match is None:
+        return None
+    try:
+        if match["hex"] is not None:
+            return bytes.fromhex(match["hex"]).decode()
+        value = ast.literal_eval(match["repr"])
+    except (ValueError, SyntaxError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _matcher(messages: Iterable[str]) -> re.Pattern[str] | None:
+    patterns = [re.escape(m).replace(re.escape(REF), r"\d+") for m in messages]
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def heartbeat_bytes(
+    trace: Trace,
+    *,
+    messages: Iterable[str] = (),
+    since: float | None = None,
+    until: float | None = None,
+) -> int:
+    """Bytes of heartbeat frames sent in ``[since, until)``, headers included.
+
+    Heartbeat frames are WebSocket PING and PONG frames, and data frames whose message is
+    one of ``messages`` (application-level heartbeats; :data:`wssim.heartbeat.REF` in a
+    message stands for any counter). A frame counts once, when it is first sent.
+
+    Args:
+        trace: the trace to read.
+        messages: the application's heartbeat messages (``Heartbeat.messages``).
+        since: count frames sent at or after this time (default: from the start).
+        until: count frames sent before this time (default: to the end).
+    """
+    matcher = _matcher(messages)
+    total = 0
+    for event in trace.filter(kind="frame", since=since):
+        if until is not None and event.time >= until:
+            break
+        if event.text.startswith(("PING ", "PONG ")):
+            total += frame_size(event)
+        elif matcher is not None:
+            payload = _payload(event)
+            if payload is not None and matcher.fullmatch(payload):
+                total += frame_size(event)
+    return total
+
+
+# When each side learned
+
+
+@dataclass(frozen=True)
+class Detection:
+    """When one side of a connection learned that a fault had broken it.
+
+    Attributes:
+        side: ``"client"`` or ``"server"``.
+        fault: when the fault started.
+        noticed: when this side's heartbeat gave up (websockets' ``- timed out waiting
+            for keepalive pong``, or an application heartbeat's ``- heartbeat timeout``),
+            or None.
+        learned: when the connection ended for this side: its ``closed`` event (the
+            moment ``recv()`` raises) or a TCP failure, whichever came first; None if it
+            never did within the trace.
+        how: the ``closed`` event's text or the TCP failure ("" if it never learned).
+        code: the close code it reported, or None.
+    """
+
+    side: str
+    fault: float
+    noticed: float | None
+    learned: float | None
+    how: str
+    code: int | None
+
+    @property
+    def delay(self) -> float | None:
+        """Seconds from the fault to ``learned`` (None: never)."""
+        return None if self.learned is None else _r(self.learned - self.fault)
+
+    @property
+    def notice_delay(self) -> float | None:
+        """Seconds from the fault to ``noticed`` (None: the heartbeat never gave up)."""
+        return None if self.noticed is None else _r(self.noticed - self.fault)
+
+
+def detect(
+    trace: Trace, side: str, *, conn: str | None = None, since: float | None = None
+) -> Detection:
+    """When ``side`` of connection ``conn`` learned of the first fault at or after ``since``.
+
+    Args:
+        trace: the trace to read.
+        side: ``"client"`` or ``"server"``.
+        conn: the connection (default: the first one in the trace).
+        since: look for a fault starting at or after this time (default: the first fault).
+
+    Raises:
+        ValueError: if ``side`` is not client or server, or the trace has no such fault or
+            no connection.
+    """
+    if side not in (SERVER, CLIENT):
+        raise ValueError(f"side must be 'client' or 'server', got {side!r}")
+    spans = [f for f in fault_spans(trace) if since is None or f.start >= since]
+    if not spans:
+        raise ValueError("the trace has no fault" + (f" at or after t={since:g}" if since else ""))
+    start = spans[0].start
+    if conn is None:
+        if not trace.connections:
+            raise ValueError("the trace has no connection")
+        conn = trace.connections[0]
+    events = trace.filter(conn=conn, side=side, since=start)
+    noticed = next(
+        (e.time for e in events if e.kind == "log" and e.text.startswith(_GAVE_UP)), None
+    )
+    end = next(
+        (
+            e
+            for e in events
+            if e.kind == "closed" or (e.kind == "tcp" and e.text.startswith(_TCP_FAILURES))
+        ),
+        None,
+    )
+    if end is None:
+        return Detection(side, start, noticed, None, "", None)
+    code = end.code
+    if end.kind == "tcp":
+        closed = events.first(kind="closed")
+        if closed is not None and closed.time == end.time:
+            code = closed.code
+    return Detection(side, start, noticed, end.time, end.text, code)
+
+
+@dataclass(frozen=True)
+class DetectionRange:
+    """Detections of one fault injected at several instants: the best and the worst.
+
+    Attributes:
+        side: the side that had to learn.
+        samples: one :class:`Detection` per injection, in order of fault time.
+    """
+
+    side: str
+    samples: tuple[Detection, ...]
+
+    @property
+    def best(self) -> Detection:
+        """The sample learned soonest after its fault."""
+        return min(self.samples, key=lambda d: math.inf if d.delay is None else d.delay)
+
+    @property
+    def worst(self) -> Detection:
+        """The sample learned latest (or never) after its fault."""
+        return max(self.samples, key=lambda d: math.inf if d.delay is None else d.delay)
+
+    def delays(self, *, noticed: bool = False) -> tuple[float | None, float | None]:
+        """(best, worst) delays: until learned, or until noticed; None stands for never."""
+
+        def of(d: Detection) -> float | None:
+            return d.notice_delay if noticed else d.delay
+
+        values = [of(d) for d in self.samples]
+        if any(v is None for v in values):
+            known = [v for v in values if v is not None]
+            return (min(known) if known else None), None
+        floats = [v for v in values if v is not None]
+        return min(floats), max(floats)
+
+
+def run_stack(
+    stack: Stack,
+    *,
+    fault: faults_.Fault | None = None,
+    at: float = 0.0,
+    duration: float | None = None,
+    until: float,
+    seed: int = 0,
+    latency: float = 0.010,
+) -> Trace:
+    """Run one client and one server of ``stack`` (hosts ``client`` and ``server``),
+    inject a copy of ``fault`` at ``at`` for ``duration`` seconds (None: for ever), and
+    return the trace at ``until``."""
+    with Simulation(seed=seed, latency=latency) as sim:
+        sim.host("server").spawn(serve_stack(stack))
+        sim.host("client").spawn(connect_stack(stack))
+        if fault is not None:
+            # A fault keeps state once injected: each run gets its own copy.
+            sim.inject(copy.deepcopy(fault), at=at, duration=duration)
+        return sim.run(until=until)
+
+
+def _check_stack(stack: object) -> Stack:
+    if not isinstance(stack, Stack):
+        raise ValueError(f"stack must be a wssim.heartbeat.Stack, got {stack!r}")
+    return stack
+
+
+def _warmup(stack: Stack) -> float:
+    # Two periods after the start, every heartbeat has settled into its rhythm.
+    return 2 * stack.period + 1.0
+
+
+def measure(
+    stack: Stack,
+    fault: faults_.Fault,
+    side: str = SERVER,
+    *,
+    seed: int = 0,
+    latency: float = 0.010,
+    horizon: float | None = None,
+) -> DetectionRange:
+    """How soon ``side`` learns of ``fault``, at best and at worst.
+
+    A first run without the fault finds, over one heartbeat period, every instant a frame
+    of the other side was sent or arrived. How long ``side`` takes to learn only jumps at
+    those instants (in between, it learns at the same moment, so later faults are learned
+    of sooner): injecting the fault one microsecond before and after each of them gives the
+    best and the worst case. Without any heartbeat, the fault is injected once.
+
+    Args:
+        stack: the keepalives of both sides.
+        fault: the fault to inject (a copy of it in each run).
+        side: the side that has to learn.
+        seed: the simulations' seed.
+        latency: one-way latency between client and server.
+        horizon: how long to wait after the fault (default: enough for any heartbeat of
+            ``stack`` to give up and close, plus 5 s; 3600 s without heartbeats).
+
+    Raises:
+        ValueError: for a bad stack, fault or side.
+    """
+    stack = _check_stack(stack)
+    if not isinstance(fault, faults_.Fault):
+        raise ValueError(f"fault must be a wssim.faults.Fault, got {fault!r}")
+    if side not in (SERVER, CLIENT):
+        raise ValueError(f"side must be 'client' or 'server', got {side!r}")
+    if horizon is None:
+        horizon = stack.horizon() + 5.0 if stack.period else 3600.0
+    elif isinstance(horizon, bool) or not isinstance(horizon, int | float) or horizon <= 0:
+        raise ValueError(f"horizon must be a number of seconds > 0, got {horizon!r}")
+    start, period = _warmup(stack), stack.period
+    if period:
+        quiet = run_stack(stack, until=start + period, seed=seed, latency=latency)
+        instants: dict[float, None] = {}
+        for e in quiet.filter(kind="frame", since=start):
+            if e.side != side:
+                instants[e.time] = None
+                if e.arrives is not None:
+                    instants[e.arrives] = None
+        times = sorted({_r(t + d) for t in instants for d in (-_NUDGE, _NUDGE)})
+    else:
+        times = [start]
+    samples = tuple(
+        detect(
+            run_stack(stack, fault=fault, at=t, until=t + horizon, seed=seed, latency=latency),
+            side,
+        )
+        for t in times
+    )
+    return DetectionRange(side, samples)
+
+
+def hourly_bytes(stack: Stack, *, seed: int = 0, latency: float = 0.010, hours: float = 1.0) -> int:
+    """Heartbeat bytes on the wire during one hour of a healthy, idle connection (both
+    directions, frame headers included), measured after the heartbeats settle.
+
+    With ``hours`` other than 1, the count over that time divided by ``hours``.
+    """
+    stack = _check_stack(stack)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0:
+        raise ValueError(f"hours must be a number > 0, got {hours!r}")
+    start = _warmup(stack)
+    stop = start + 3600.0 * hours
+    trace = run_stack(stack, until=stop, seed=seed, latency=latency)
+    messages = [m for h in stack.heartbeats for m in h.messages]
+    return round(heartbeat_bytes(trace, messages=messages, since=start, until=stop) / hours)
+
+
+# Sweeping websockets' keepalive
+
+
+def keepalive_stack(
+    ping_interval: float,
+    ping_timeout: float,
+    close_timeout: float = 10.0,
+    *,
+    client_pings: bool = True,
+) -> Stack:
+    """websockets' keepalive with these settings on the server, and on the client too
+    unless ``client_pings`` is False (the client then only answers pings)."""
+    server = Side(ping_interval, ping_timeout, close_timeout)
+    client = server if client_pings else Side(None, None, close_timeout)
+    name = f"websockets {ping_interval:g}/{ping_timeout:g}/{close_timeout:g}"
+    return Stack(name, server, client, "WebSocket ping")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One setting of websockets' keepalive, measured.
+
+    Attributes:
+        ping_interval: seconds between pings.
+        ping_timeout: seconds to wait for a pong.
+        close_timeout: seconds to wait for the closing handshake.
+        best: the soonest the server learned of the dead client after the fault.
+        worst: the latest (None: never).
+        bytes_per_hour: heartbeat bytes on the wire per hour, both directions.
+    """
+
+    ping_interval: float
+    ping_timeout: float
+    close_timeout: float
+    best: float | None
+    worst: float | None
+    bytes_per_hour: int
+
+
+def sweep(
+    ping_intervals: Sequence[float],
+    ping_timeouts: Sequence[float],
+    *,
+    close_timeout: float = 10.0,
+    fault: faults_.Fault | None = None,
+    side: str = SERVER,
+    seed: int = 0,
+    latency: float = 0.010,
+) -> list[SweepPoint]:
+    """Measure every combination of ``ping_intervals`` and ``ping_timeouts``.
+
+    The fault defaults to the client losing power (``faults.PowerLoss("client")``), which
+    only the server can notice; both sides ping, as websockets does by default.
+    """
+    if not ping_intervals or not ping_timeouts:
+        raise ValueError("ping_intervals and ping_timeouts must each hold at least one value")
+    fault = faults_.PowerLoss(CLIENT) if fault is None else fault
+    points = []
+    for interval in ping_intervals:
+        for timeout in ping_timeouts:
+            stack = keepalive_stack(interval, timeout, close_timeout)
+            best, worst = measure(stack, fault, side, seed=seed, latency=latency).delays()
+            spent = hourly_bytes(stack, seed=seed, latency=latency)
+            points.append(
+                SweepPoint(float(interval), float(timeout), close_timeout, best, worst, spent)
+            )
+    return points
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.3f}"
+
+
+def sweep_table(points: Iterable[SweepPoint]) -> Table:
+    """The sweep as a text table: settings, the best and worst detection time, bytes/hour."""
+    rows = [
+        (
+            f"{p.ping_interval:g}",
+            f"{p.ping_timeout:g}",
+            f"{p.close_timeout:g}",
+            _seconds(p.best),
+            _seconds(p.worst),
+            f"{p.bytes_per_hour:,}",
+        )
+        for p in points
+    ]
+    columns = (
+        "ping_interval",
+        "ping_timeout",
+        "close_timeout",
+        "best (s)",
+        "worst (s)",
+        "bytes/hour",
+    )
+    return Table(columns, rows, right=range(6))
+
+
+# Comparing stacks
+
+
+@dataclass(frozen=True)
+class StackResult:
+    """One stack facing one fault: what each side went through, and the heartbeat cost.
+
+    Attributes:
+        stack: the stack.
+        server: the server's detections (None if not measured).
+        client: the client's detections (None if not measured).
+        bytes_per_hour: heartbeat bytes on the wire per hour of a healthy connection.
+    """
+
+    stack: Stack
+    server: DetectionRange | None
+    client: DetectionRange | None
+    bytes_per_hour: int
+
+
+def compare(
+    stacks: Iterable[Stack],
+    fault: faults_.Fault,
+    *,
+    sides: Sequence[str] = (SERVER, CLIENT),
+    seed: int = 0,
+    latency: float = 0.010,
+) -> list[StackResult]:
+    """Measure each stack against the same fault, on each of ``sides``."""
+    results = []
+    for stack in stacks:
+        ranges = {s: measure(stack, fault, s, seed=seed, latency=latency) for s in sides}
+        results.append(
+            StackResult(
+                stack,
+                ranges.get(SERVER),
+                ranges.get(CLIENT),
+                hourly_bytes(stack, seed=seed, latency=latency),
+            )
+        )
+    return results
+
+
+def _span(pair: tuple[float | None, float | None]) -> str:
+    best, worst = pair
+    if best is None and worst is None:
+        return "never"
+    if worst is None:
+        return f"{best:.2f} - never"
+    assert best is not None
+    return f"{best:.2f} - {worst:.2f}"
+
+
+def compare_table(results: Iterable[StackResult]) -> Table:
+    """The comparison as a text table: per side, when the heartbeat gave up and when the
+    connection was closed (best - worst, seconds after the fault), and bytes per hour."""
+    rows = []
+    for r in results:
+        cells: list[str] = [r.stack.name, r.stack.mechanism]
+        for rng in (r.server, r.client):
+            if rng is None:
+                cells += ["-", "-"]
+            else:
+                cells += [_span(rng.delays(noticed=True)), _span(rng.delays())]
+        cells.append(f"{r.bytes_per_hour:,}")
+        rows.append(cells)
+    columns = (
+        "stack",
+        "heartbeat",
+        "server gives up",
+        "server closed",
+        "client gives up",
+        "client closed",
+        "bytes/hour",
+    )
+    return Table(columns, rows, right=(6,))
+
+
+# The figure
+
+
+def plot_tradeoff(
+    points: Iterable[SweepPoint],
+    results: Iterable[StackResult] = (),
+    *,
+    side: str = SERVER,
+    ax: Axes | None = None,
+    title: str | None = "Detection time versus heartbeat overhead",
+) -> Axes:
+    """Detection time (best to worst, a vertical bar) against heartbeat bytes per hour.
+
+    Sweep points are drawn in the colour of pings, labelled ``interval/timeout``; stacks
+    (``results``) as diamonds, in the colour of WebSocket pings or, for application-level
+    heartbeats, of data frames. A worst case of "never" is not drawn.
+    """
+    if side not in (SERVER, CLIENT):
+        raise ValueError(f"side must be 'client' or 'server', got {side!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    note = FONT_SIZES["note"]
+    drawn = False
+    for p in points:
+        if p.best is None or p.worst is None:
+            continue
+        ax.vlines(p.bytes_per_hour, p.best, p.worst, color=COLORS["ping"], linewidth=2)
+        ax.plot(
+            [p.bytes_per_hour] * 2,
+            [p.best, p.worst],
+            "o",
+            color=COLORS["ping"],
+            markersize=4,
+            label=None if drawn else "websockets keepalive (interval/timeout)",
+        )
+        drawn = True
+        ax.annotate(
+            f"{p.ping_interval:g}/{p.ping_timeout:g}",
+            (p.bytes_per_hour, p.worst),
+            textcoords="offset points",
+            xytext=(4, 2),
+            fontsize=note,
+            color=COLORS["text"],
+        )
+    labelled: set[str] = set()
+    for r in results:
+        rng = r.server if side == SERVER else r.client
+        if rng is None:
+            continue
+        best, worst = rng.delays()
+        if best is None or worst is None:
+            continue
+        ping = r.stack.mechanism == "WebSocket ping"
+        color = COLORS["ping"] if ping else COLORS["data"]
+        label = f"default of a stack: {'WebSocket ping' if ping else 'application message'}"
+        ax.vlines(r.bytes_per_hour, best, worst, color=color, linewidth=2, linestyle=":")
+        ax.plot(
+            [r.bytes_per_hour] * 2,
+            [best, worst],
+            "D",
+            color=color,
+            markersize=5,
+            label=None if label in labelled else label,
+        )
+        labelled.add(label)
+        # Stacks are named on the left, sweep points on the right: they may share an x.
+        ax.annotate(
+            r.stack.name,
+            (r.bytes_per_hour, worst),
+            textcoords="offset points",
+            xytext=(-5, 2),
+            ha="right",
+            fontsize=note,
+            color=color,
+            fontweight="bold",
+        )
+    ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the names written beside the outermost bars
+    ax.grid(True, color=COLORS["grid"], linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.set_ylim(bottom=0)
+    return decorate(
+        ax,
+        title=title,
+        xlabel="heartbeat bytes per hour (both directions, log scale)",
+        ylabel=f"seconds until the {side} learns",
+    )
+
+
+# An exercise's check
+
+
+def check_exercise(
+    ping_interval: float,
+    ping_timeout: float,
+    close_timeout: float = 10.0,
+    *,
+    client_pings: bool = True,
+    within: float = 30.0,
+    budget: int = 3000,
+) -> str:
+    """Check settings against the exercise: the server must learn that a client lost power
+    within ``within`` seconds at worst, with under ``budget`` heartbeat bytes per hour.
+
+    Returns ``"pass: ..."`` with the measurements, or ``"not yet: ..."`` with a hint.
+    """
+    stack = keepalive_stack(ping_interval, ping_timeout, close_timeout, client_pings=client_pings)
+    _, worst = measure(stack, faults_.PowerLoss(CLIENT)).delays()
+    spent = hourly_bytes(stack)
+    measured = f"worst case {_seconds(worst)} s, {spent:,} bytes/hour"
+    if worst is not None and worst <= within and spent < budget:
+        return f"pass: {measured}"
+    if worst is None or worst > within:
+        hint = (
+            "the server learns at worst ping_interval + ping_timeout + close_timeout after "
+            f"the fault (minus the latency): make that at most {within:g} s. close_timeout "
+            "counts too: nobody will answer the closing handshake of a dead peer."
+        )
+    elif client_pings:
+        hint = (
+            "both sides ping, so every interval costs two pings and two pongs. Does the "
+            "client need to ping for the server to notice? Try client_pings=False."
+        )
+    else:
+        hint = (
+            "each ping and pong costs 16 bytes with headers: fewer of them per hour means a "
+            "longer ping_interval; shorten ping_timeout or close_timeout to stay in time."
+        )
+    return f"not yet: {measured}. Hint: {hint}"

@@ -1,0 +1,97 @@
+"""Checks for lesson 01, lifecycle and close codes."""
+
+from __future__ import annotations
+
+from wssim.exercises import Feedback, correct, not_yet, seconds_close
+from wssim.lifecycle import endpoints
+from wssim.trace import Trace
+
+__all__ = ["deploy", "private_code", "slow_link"]
+
+_EXCEPTIONS = ("ConnectionClosedOK", "ConnectionClosedError")
+
+
+def _name(answer: object) -> object:
+    # Accept the exception class itself as well as its name.
+    return getattr(answer, "__name__", answer)
+
+
+def _closed(trace: object, side: str) -> tuple[int | None, str] | None:
+    if not isinstance(trace, Trace):
+        return None
+    event = trace.first(kind="closed", side=side)
+    return None if event is None else (event.code, event.text)
+
+
+def _exception(answer: object, side: str, seen: str) -> Feedback | None:
+    name = _name(answer)
+    if name not in _EXCEPTIONS:
+        return not_yet(
+            f'answer with the exception the {side} gets: "ConnectionClosedOK" or '
+            f'"ConnectionClosedError" (the trace\'s `closed` line starts with it).'
+        )
+    if not seen.startswith(f"{name}:"):
+        return not_yet(f"the {side} does not get {name}: read its `closed` line in the trace.")
+    return None
+
+
+def deploy(trace: object, client_saw: object) -> Feedback:
+    """Exercise 1: a server shuts down with 1012 (service restart)."""
+    closed = _closed(trace, "client")
+    if closed is None:
+        return not_yet("pass the trace of your experiment (what experiment(...) returned).")
+    code, text = closed
+    if code != 1012:
+        return not_yet(
+            f"the client saw close code {code}: make the server close with code=1012 "
+            f'and reason="deploying" (server(shutdown_at=1, code=..., reason=...)).'
+        )
+    wrong = _exception(client_saw, "client", text)
+    if wrong is not None:
+        return wrong
+    return correct(
+        "1012 is not one of websockets' normal codes (1000, 1001, 1005): the client gets "
+        "ConnectionClosedError. Reconnect on the code, not on the exception class."
+    )
+
+
+def private_code(trace: object, server_saw: object) -> Feedback:
+    """Exercise 2: the client closes with 4000, a code of the application's own."""
+    closed = _closed(trace, "server")
+    if closed is None:
+        return not_yet("pass the trace of your experiment (what experiment(...) returned).")
+    code, text = closed
+    if code != 4000:
+        return not_yet(
+            f"the server saw close code {code}: make the client close with code=4000 "
+            f'and reason="user logged out" (leaving_client(code=..., reason=...)).'
+        )
+    wrong = _exception(server_saw, "server", text)
+    if wrong is not None:
+        return wrong
+    return correct(
+        "the code and reason arrive untouched, and since 4000 is not a normal code the server "
+        "gets ConnectionClosedError with rcvd.code == 4000."
+    )
+
+
+def slow_link(trace: object, client_closed_at: object, server_closed_at: object) -> Feedback:
+    """Exercise 3: when is each side closed on a 100 ms link?"""
+    if not isinstance(trace, Trace):
+        return not_yet("pass the trace of your experiment (what experiment(...) returned).")
+    ends = {e.side: e.closed_at for e in endpoints(trace)}
+    if ends.get("client") != 1.6 or ends.get("server") != 1.7:
+        return not_yet(
+            "this trace is not the experiment asked for: run experiment(server(), "
+            "leaving_client(), latency=0.1)."
+        )
+    client = seconds_close(client_closed_at, 1.6)
+    server = seconds_close(server_closed_at, 1.7)
+    if client is None or server is None:
+        return not_yet("write both predictions, in seconds, before you look at the trace.")
+    if not (client and server):
+        return not_yet(
+            "count one-way trips of 100 ms: four for the opening handshake, then the CLOSE "
+            "one way, the CLOSE and the server's FIN back, and the client's FIN last."
+        )
+    return correct("the client is closed at 1.600 s and the server at 1.700 s, as predicted.")
