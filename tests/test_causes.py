@@ -124,11 +124,14 @@ def test_power_loss_gives_the_server_nothing_until_keepalive() -> None:
 # Server overload
 
 
-def test_handshake_refused_with_503() -> None:
-    d = causes.handshake_refused()
-    assert (d.client.sees, d.client.at) == ("InvalidStatus (HTTP 503)", 0.04)
+def test_handshake_refused_with_503_when_the_server_is_full() -> None:
+    d = causes.handshake_refused(at=1)
+    # Admission(max_connections=1): the crowd's connection at t=0 fills the server.
+    assert (d.client.sees, d.client.at) == ("InvalidStatus (HTTP 503)", 1.04)
     assert d.client.detail == "server rejected WebSocket connection: HTTP 503"
-    assert (d.server.sees, d.server.at) == ("HTTP 503 sent", 0.03)
+    assert (d.server.sees, d.server.at) == ("HTTP 503 sent", 1.03)
+    assert d.trace.first(kind="http", host="crowd1").text == "GET / (Upgrade: websocket)"
+    assert d.trace.first(kind="http", side="server", conn="c1").code == 101
 
 
 def test_load_shed_with_1013() -> None:
@@ -136,6 +139,10 @@ def test_load_shed_with_1013() -> None:
     assert sides(d) == (
         ("ConnectionClosedError 1013", 1013, 1.03),
         ("ConnectionClosedError 1013", 1013, 1.04),
+    )
+    assert d.client.detail == (
+        "received 1013 (try again later) server overloaded; "
+        "then sent 1013 (try again later) server overloaded"
     )
 
 

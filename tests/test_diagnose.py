@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -77,6 +78,30 @@ def test_a_crashed_server_restarts_as_a_service() -> None:
     assert (d.server.saw, d.server.knows) == ("crashed", "(dead)")
     assert (d.client.sees, d.client.after) == ("ConnectionClosedError 1006", 0.01)
     assert d.trace.first(kind="tcp", contains="listening", since=2.0).time == 3.0
+
+
+def test_only_the_client_hosts_connection_is_diagnosed() -> None:
+    d = experiment(
+        "late client",
+        client=ClientPlan(connect_at=2, close_at=3),
+        crowd=2,
+        cause_at=3,
+        until=10,
+    )
+    # The crowd connected at t=0 (c1, c2) and stays; the client's connection is c3.
+    assert [e.time for e in d.trace.filter(kind="tcp", contains="SYN-ACK")] == [0.01, 0.01, 2.01]
+    assert (d.client.sees, d.client.at) == ("ConnectionClosedOK 1000", 3.02)
+    assert (d.server.sees, d.server.at) == ("ConnectionClosedOK 1000", 3.03)
+
+
+def test_calls_run_at_their_virtual_times() -> None:
+    calls: list[float] = []
+
+    def call() -> None:
+        calls.append(asyncio.get_running_loop().time())
+
+    experiment("calls", calls=[(2.5, call)], until=5)
+    assert calls == [pytest.approx(2.5, abs=1e-9)]
 
 
 def test_injections_accept_named_tuples_and_plain_tuples() -> None:
@@ -163,6 +188,9 @@ def test_diagnose_names_lessons() -> None:
         (lambda: ClientPlan(close_code=1006), "close_code must be a close code allowed"),
         (lambda: ClientPlan(close_code=True), "close_code must be an integer"),
         (lambda: ClientPlan(close_at=-1), "close_at must be >= 0"),
+        (lambda: ClientPlan(connect_at=-1), "connect_at must be >= 0"),
+        (lambda: experiment("x", crowd=-1), "crowd must be an integer >= 0"),
+        (lambda: experiment("x", calls=[(-1, print)]), "calls time must be >= 0"),
         (lambda: ClientPlan(sends=[(1, 2)]), "sends must be"),
         (lambda: ClientPlan(sends=[(float("nan"), "a")]), "sends time must be a finite"),
         (lambda: ServerPlan(shutdown_code=1005), "shutdown_code must be"),

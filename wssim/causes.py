@@ -14,15 +14,13 @@ overload: :func:`handshake_refused`, :func:`load_shed`, :func:`frozen_loop`. Ser
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Literal
 
-from websockets.asyncio.server import ServerConnection
-from websockets.http11 import Request, Response
-
 from wssim import faults
+from wssim.admission import Admission
 from wssim.diagnose import (
     CLIENT,
     SERVER,
@@ -46,7 +44,6 @@ __all__ = [
     "message_too_big",
     "partition",
     "power_lost",
-    "refuse_overloaded",
     "suspended",
     "tab_closed",
 ]
@@ -229,24 +226,20 @@ def power_lost(at: float = 1.0, *, until: float = 120.0) -> Diagnosis:
 # Server overload
 
 
-def refuse_overloaded(connection: ServerConnection, request: Request) -> Response:
-    """A ``process_request`` hook for a server over capacity: HTTP 503, come back later.
+def handshake_refused(at: float = 1.0) -> Diagnosis:
+    """The server is full: it admits one connection at a time, and another client has it.
 
-    Refusing before the handshake costs the server almost nothing: no WebSocket state, no
-    handler, no buffers. ``Retry-After`` tells a client how long to wait (RFC 9110, 10.2.3).
+    The server's :class:`~wssim.admission.Admission` (``max_connections=1``) answers the
+    client's handshake at ``at`` with HTTP 503, before any WebSocket state exists.
     """
-    response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "overloaded, try again later\n")
-    response.headers["Retry-After"] = "5"
-    return response
-
-
-def handshake_refused() -> Diagnosis:
-    """The server is over capacity: it answers the opening handshake with HTTP 503."""
+    admission = Admission(max_connections=1)
     return experiment(
         "overload: HTTP 503",
-        server=ServerPlan(options={"process_request": refuse_overloaded}),
-        cause_at=0.0,
-        until=10.0,
+        client=ClientPlan(connect_at=at),
+        server=ServerPlan(options={"process_request": admission}),
+        crowd=1,
+        cause_at=at,
+        until=at + 10,
         remedy="retry later, with backoff",
         advice=(
             "The client retries later, with backoff and jitter: websockets' "
@@ -258,10 +251,13 @@ def handshake_refused() -> Diagnosis:
 
 
 def load_shed(at: float = 1.0) -> Diagnosis:
-    """The overloaded server sheds an existing connection at ``at`` with 1013."""
+    """The overloaded server sheds its oldest connection at ``at`` with 1013
+    (``Admission.shed``)."""
+    admission = Admission()
     return experiment(
         "overload: 1013 shed",
-        server=ServerPlan(close_at=at, close_code=1013, close_reason="try again later"),
+        server=ServerPlan(options={"process_request": admission}),
+        calls=[(at, functools.partial(admission.shed, 1))],
         cause_at=at,
         until=at + 10,
         remedy="reconnect later, with backoff and jitter",

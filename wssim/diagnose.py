@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -143,9 +143,10 @@ async def _converse(
 
 @dataclass(frozen=True)
 class ClientPlan:
-    """What the client does: connect at t=0, send, maybe close; listen all along.
+    """What the client does: connect, send, maybe close; listen all along.
 
     Attributes:
+        connect_at: when to connect, in virtual seconds.
         sends: ``(virtual time, text)`` messages to send.
         close_at: when to close the connection (None: never).
         close_code: the code to close with (1001: a browser tab closed).
@@ -156,6 +157,7 @@ class ClientPlan:
     A refused or failed handshake ends the client quietly: the trace records it.
     """
 
+    connect_at: float = 0.0
     sends: Sequence[tuple[float, str]] = ()
     close_at: float | None = None
     close_code: int = 1000
@@ -163,6 +165,7 @@ class ClientPlan:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _time(self.connect_at, "connect_at")
         object.__setattr__(self, "sends", _schedule(self.sends, "sends"))
         if self.close_at is not None:
             _time(self.close_at, "close_at")
@@ -170,6 +173,7 @@ class ClientPlan:
 
     async def run(self) -> None:
         """The client's process."""
+        await _sleep_until(self.connect_at)
         try:
             async with connect(f"ws://{SERVER}:{PORT}", **self.options) as ws:
                 await _converse(ws, self.sends, self.close_at, self.close_code, self.close_reason)
@@ -273,20 +277,28 @@ class Seen:
 _DEAD = (("crash", "crashed"), ("power loss", "lost power"))
 
 
-def seen(trace: Trace, side: str, cause_at: float = 0.0) -> Seen:
-    """What ``side`` saw of the first connection in ``trace``, and when.
+def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT) -> Seen:
+    """What ``side`` saw of the first connection from host ``client`` in ``trace``, and when.
 
     Args:
         trace: the experiment's trace.
         side: ``"client"`` or ``"server"``.
         cause_at: when the cause happened; ``after`` is measured from it.
+        client: the host whose connection is diagnosed (other clients are the crowd).
 
     Raises:
         ValueError: if ``side`` is neither ``"client"`` nor ``"server"``.
     """
     if side not in ("client", "server"):
         raise ValueError(f"side must be 'client' or 'server', got {side!r}")
-    end = next((e for e in endpoints(trace) if e.side == side), None)
+    end = next(
+        (
+            e
+            for e in endpoints(trace)
+            if e.side == side and (e.host if side == "client" else e.peer) == client
+        ),
+        None,
+    )
     if end is None:
         return Seen(side, "nothing", None, "no connection", None, None)
     if end.closed_at is None:
@@ -431,7 +443,7 @@ def diagnose(
     advice: str = "",
     lessons: Iterable[str] = (),
 ) -> Diagnosis:
-    """Read what each side of ``trace``'s first connection saw of ``cause``.
+    """Read what each side of the connection from host ``client`` saw of ``cause``.
 
     Raises:
         ValueError: if a lesson number is not in :data:`LESSONS`.
@@ -460,6 +472,8 @@ def experiment(
     client: ClientPlan | None = None,
     server: ServerPlan | None = None,
     faults: Iterable[Injection | tuple[Fault, float] | tuple[Fault, float, float | None]] = (),
+    crowd: int = 0,
+    calls: Iterable[tuple[float, Callable[[], object]]] = (),
     cause_at: float = 0.0,
     until: float = 120.0,
     remedy: str = "",
@@ -478,6 +492,10 @@ def experiment(
         client: what the client does (default: connect and listen).
         server: what the server does (default: serve and listen).
         faults: ``Injection(fault, at, duration)`` or plain tuples.
+        crowd: other clients, on hosts ``crowd1``, ``crowd2``..., that connect at t=0 and
+            stay; only the connection of host ``client`` is diagnosed.
+        calls: ``(virtual time, function)``: call ``function()`` then (for example
+            ``admission.shed`` with its arguments bound).
         cause_at: when the cause happens; times to detect are measured from it.
         until: how long to run, in virtual seconds.
         remedy, advice, lessons: what the code should do (see :class:`Diagnosis`).
@@ -492,12 +510,19 @@ def experiment(
     until = _time(until, "until")
     if until < _time(cause_at, "cause_at"):
         raise ValueError(f"until must be >= cause_at ({cause_at:g} s), got {until!r}")
+    if isinstance(crowd, bool) or not isinstance(crowd, int) or crowd < 0:
+        raise ValueError(f"crowd must be an integer >= 0, got {crowd!r}")
     injections = [Injection(*f) for f in faults]
+    timed = [(_time(t, "calls time"), fn) for t, fn in calls]
     with Simulation(seed=seed, latency=latency) as sim:
         sim.host(SERVER).service(server.run)
+        for i in range(1, crowd + 1):
+            sim.host(f"crowd{i}").spawn(ClientPlan().run())
         sim.host(CLIENT).spawn(client.run())
         for injection in injections:
             sim.inject(injection.fault, at=injection.at, duration=injection.duration)
+        for t, fn in timed:
+            sim.at(t, fn)
         trace = sim.run(until=until)
     return diagnose(trace, cause, cause_at=cause_at, remedy=remedy, advice=advice, lessons=lessons)
 
