@@ -390,3 +390,15 @@ def test_summary_marks_live_and_failed_connections() -> None:
         ("c10", "client", "9.380", "-", "-", "(still open)"),
         ("c10", "server", "9.370", "-", "-", "(still open)"),
     ]
+
+
+def test_a_power_loss_ends_the_endpoints_of_its_host() -> None:
+    from wssim import faults
+
+    with wssim.Simulation(seed=0) as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(stay_connected())
+        sim.inject(faults.PowerLoss("client"), at=2)
+        trace = sim.run(until=5)
+    ends = {e.side: (e.closed_at, e.outcome) for e in endpoints(trace)}
+    assert ends == {"client": (2.0, "power loss"), "server": (None, "")}

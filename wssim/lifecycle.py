@@ -193,6 +193,7 @@ _OUTCOMES = (
     ("connection reset", "reset"),
     ("gave up retransmitting", "timeout"),
     ("crash", "crash"),
+    ("power loss", "power loss"),
 )
 
 
