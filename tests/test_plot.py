@@ -332,3 +332,16 @@ def test_timeline_shows_only_the_faults_of_the_chosen_hosts() -> None:
     assert texts(timeline(trace, hosts=["a"]), "fault-label") == ["a frozen"]
     assert texts(timeline(trace, hosts="b"), "fault-label") == ["partition b ↔ server"]
     assert by_gid(timeline(trace, show_faults=False), "fault") == []
+
+
+def test_timeline_marks_what_a_path_fault_did_and_when() -> None:
+    from tests.test_faults import Chat
+    from wssim import faults
+
+    with wssim.Simulation(seed=0) as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(Chat([1.0], ping_interval=None)())
+        sim.inject(faults.IdleTimeout("client", "server", timeout=60))
+        trace = sim.run(until=100)
+    ax = timeline(trace)
+    assert texts(ax, "fault-label") == ["idle_timeout client ↔ server", "flow forgotten"]

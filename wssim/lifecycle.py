@@ -415,6 +415,9 @@ def _key(match: re.Match[str], event: Event, rule: FaultRule) -> tuple[object, .
 def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[FaultSpan]:
     """Pair each fault with the event that ends it: partitions with heals, crashes with restarts.
 
+    What a path fault did to one connection (``idle_timeout: the middlebox forgot this
+    flow...``) is an instant of its own, at the moment it happened.
+
     Args:
         trace: a trace, or any events in time order.
         until: where faults that never ended stop. Default: the end of the trace.
@@ -428,6 +431,11 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
     open_: dict[int, tuple[Event, FaultRule, tuple[object, ...]]] = {}
     done: dict[int, FaultSpan] = {}
     for index, event in enumerate(events):
+        if event.kind == "tcp" and _PATH_ACTION.match(event.text):
+            # What a path fault did to one connection (a middlebox forgot it, reset it):
+            # an instant, at the moment it happened.
+            done[index] = _fault(event, _first_word(event.text), event.time, instant=True)
+            continue
         if _ends_faults(event, open_, done) or event.kind != "fault":
             continue
         for rule in FAULT_RULES:
@@ -440,6 +448,10 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
     for index, (start, rule, _) in open_.items():
         done[index] = _fault(start, rule.name, max(stop, start.time), ended=False)
     return [done[i] for i in sorted(done)]
+
+
+_PATH_ACTION = re.compile(r"(idle_timeout|reset_peer|limit_data): ")
+"""The beginning of a tcp event saying what a path fault did to a connection."""
 
 
 def _ends_faults(

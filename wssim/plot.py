@@ -88,11 +88,22 @@ _HOST_FAULT_LABELS = {
 }
 
 
+_PATH_ACTION_LABELS = {
+    "idle_timeout": "flow forgotten",
+    "reset_peer": "reset",
+    "limit_data": "limit reached",
+}
+
+
 def _fault_label(fault: FaultSpan) -> str:
     what = _HOST_FAULT_LABELS.get(fault.name)
     if what is not None and fault.host:
         return f"{fault.host} {what}"
-    return _shorten(fault.text, 32)
+    if fault.instant and fault.text.startswith(f"{fault.name}: "):
+        # What a path fault did to a connection, at that moment.
+        return _PATH_ACTION_LABELS.get(fault.name, fault.name)
+    # A path fault's text is "name a ↔ b: details": the name and the path say enough.
+    return _shorten(fault.text.split(":")[0], 32)
 
 
 def _shorten(text: str, limit: int) -> str:
