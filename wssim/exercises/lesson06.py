@@ -336,8 +336,10 @@ def idle_close(handler: object) -> Feedback:
     silences = _silences(trace)
     vanished = sum(fate == "vanishes" for *_, fate in crowd())
     if not silences:
-        other = trace.first(kind="log", side="server", contains="> CLOSE")
-        code = "" if other is None else f" (the server closed with {other.text.split()[2]})"
+        other = trace.first(kind="log", side="server", contains="> CLOSE ")
+        words = [] if other is None else other.text.split()
+        closed = len(words) > 2 and words[2].isdigit()
+        code = f" (the server closed with {words[2]})" if closed else ""
         return not_yet(
             f"no connection was closed with 1001{code}: after {IDLE:g} s without a message, "
             'close with 1001 ("going away").'
