@@ -88,12 +88,17 @@ def test_a_slow_consumer_grows_the_buffer_until_the_server_drops_it(
     lesson: dict[str, Any],
 ) -> None:
     no_heartbeat, default, dropping = (ledger(lesson, n) for n in ("slow0", "slow1", "slow2"))
-    assert no_heartbeat.by_kind() == {"subscription": 1, BUFFERED: 2357300}
-    # The keepalive does not help: its ping waits for the buffer to drain.
-    assert default.by_kind() == {"subscription": 1, BUFFERED: 2357306}
+    # The slow client's receive buffer holds exactly 128 KiB: a write that does not fit is
+    # sent in part (the last 812 bytes of a 2004-byte frame: 131072 = 65 * 2004 + 812),
+    # and only the rest waits in the server's write buffer.
+    slow = lesson["slow0"][0].filter(kind="tcp", host="slow", contains="receive buffer full")
+    assert [e.text.split(" (")[1].split(" ")[0] for e in slow] == ["130260", "131072"]
+    assert no_heartbeat.by_kind() == {"subscription": 1, BUFFERED: 2356488}
+    # The keepalive does not help: its ping (6 bytes) waits for the buffer to drain.
+    assert default.by_kind() == {"subscription": 1, BUFFERED: 2356494}
     assert default.series(BUFFERED).at(50) > default.series(BUFFERED).at(30) > 0
     assert dropping.by_kind() == {"subscription": 0, BUFFERED: 0}
-    assert dropping.series(BUFFERED).peak == 253100
+    assert dropping.series(BUFFERED).peak == 252288
     dropping.check()
     trace = lesson["slow2"][0]
     closed = trace.first(kind="closed", side="server", contains="too slow")
@@ -112,3 +117,15 @@ def test_a_deploy_closes_everything_with_1012_and_leaves_nothing(lesson: dict[st
     longer.check()
     assert longer.last_change == 30.2
     ledger(lesson, "exercise3").check()
+
+
+def test_the_exercises_check_themselves_on_the_lesson_s_crowd(lesson: dict[str, Any]) -> None:
+    checks = lesson["lesson06"]
+    # The checks run their own copy of the crowd: it leaves what the lesson's leaves.
+    leaky = ledger(lesson, "exercise1_leaky").by_kind()
+    assert checks.leaky_leftovers() == leaky == lesson["predicted_left"]
+    assert checks.no_leaks(lesson["no_leaks"], lesson["predicted_left"]).passed
+    assert not checks.no_leaks(lesson["two_leaks"], lesson["predicted_left"]).passed
+    assert checks.longer_grace(lesson["longer"], lesson["server_closed_at"]).passed
+    assert checks.idle_close(lesson["idle_timeout"]).passed
+    assert not checks.idle_close(lesson["with_finally"]).passed
