@@ -374,8 +374,10 @@ class Pipe:
 
     def _window_opened(self) -> None:
         self.update_pending = False
-        if not self.src.alive:
+        if not self.src.alive or not self.waiting:
             return
+        if self.waiting[0].kind == "DATA" and self._room() <= 0:
+            return  # still no room: the window stays closed
         if self.window_reported:
             self.window_reported = False
             self.network.observer.tcp(
