@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -82,11 +83,42 @@ def test_a_strategy_instead_of_a_result_runs_the_storm() -> None:
     assert "100 of the 100 clients reached the server within the same second" in lockstep.text
 
 
+def test_a_strategy_that_is_not_a_generator_of_delays_gets_a_hint() -> None:
+    not_one = lesson03.gentle_herd(lambda: 5)
+    assert not not_one.passed
+    assert "calling it and taking its delays failed: TypeError(" in not_one.text
+    words = lesson03.gentle_herd(lambda: iter(["soon"] * 30))
+    assert "its delays must be numbers of seconds >= 0, got 'soon'" in words.text
+
+    def three_delays() -> Iterator[float]:
+        yield from (1.0, 2.0, 4.0)
+
+    assert "stops after 3 delays" in lesson03.gentle_herd(three_delays).text
+
+
+def test_sampling_a_strategy_leaves_the_global_random_generator_alone() -> None:
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    lesson03.gentle_herd(lambda: (random.uniform(0, 0.1) for _ in range(100)))
+    assert random.random() == expected
+
+
 @pytest.mark.usefixtures("small_herd")
-def test_a_strategy_that_breaks_the_clients_gets_a_hint() -> None:
-    feedback = lesson03.gentle_herd(lambda: 5)
+def test_a_strategy_that_breaks_the_clients_in_the_storm_gets_a_hint() -> None:
+    calls = 0
+
+    def breaks_later() -> Iterator[float]:
+        # Fine the first time (the check samples it), broken in the clients' loops.
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("no more delays")
+        yield from itertools.repeat(2.0)
+
+    feedback = lesson03.gentle_herd(breaks_later)
     assert not feedback.passed
-    assert feedback.text.startswith("the clients failed with your strategy: TypeError(")
+    assert feedback.text == "the clients failed with your strategy: RuntimeError('no more delays')"
 
 
 # Exercise 2: shedding with 1013

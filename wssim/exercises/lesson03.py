@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import itertools
 import random
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -60,35 +60,61 @@ def _storm_call(clients: int, seed: int, rate: float) -> str:
     return f"storm.storm(strategy, clients={clients}, seed={seed}, rate={rate:g})"
 
 
-def _too_eager(strategy: Backoff) -> int:
-    """How many attempts one client would make while the server is down, for one sample of
-    the strategy's delays (each attempt takes a round trip besides its delay)."""
-    down = _STORM_DEFAULTS["down"]
+def _sample(strategy: Callable[[], Any], n: int) -> list[float] | str:
+    """The first ``n`` delays of one run of ``strategy`` (fewer if it stops), or what went
+    wrong. The global random generator is left as it was."""
+    if isinstance(strategy, Backoff):
+        return strategy.take(n, rng=random.Random(0))
+    state = random.getstate()
+    try:
+        delays = list(itertools.islice(iter(strategy()), n))
+    except Exception as exc:
+        return f"calling it and taking its delays failed: {exc!r}"
+    finally:
+        random.setstate(state)
+    for delay in delays:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+            return f"its delays must be numbers of seconds >= 0, got {delay!r}"
+    return [float(delay) for delay in delays]
+
+
+def _attempts_while_down(delays: list[float]) -> int:
+    """How many attempts one client makes during the outage with these delays (each
+    attempt also takes a round trip)."""
     elapsed, attempts = 0.0, 0
-    for delay in strategy.take(_MAX_ATTEMPTS_WHILE_DOWN + 1, rng=random.Random(0)):
+    for delay in delays:
         elapsed += delay + 0.020
-        if elapsed > down:
+        if elapsed > _STORM_DEFAULTS["down"]:
             break
         attempts += 1
     return attempts
 
 
-def _run_herd(strategy: object) -> StormResult | Feedback:
+def _run_herd(strategy: Callable[[], Any]) -> StormResult | Feedback:
     """Run the exercise's storm with ``strategy``, or say why not."""
-    if isinstance(strategy, Backoff) and _too_eager(strategy) >= _MAX_ATTEMPTS_WHILE_DOWN:
-        return not_yet(
-            f"with {strategy}, each client would retry more than {_MAX_ATTEMPTS_WHILE_DOWN} "
-            "times during the 10 s outage: far more work for the network, not less. Look for "
-            "longer delays."
-        )
     if strategy in STRATEGIES.values():
         name = getattr(strategy, "__name__", "strategy")
         return not_yet(
             f"backoff.{name} makes a strategy: call it, with the parameters you choose "
             f"(backoff.{name}(...)), and run the storm with what it returns."
         )
+    most = _MAX_ATTEMPTS_WHILE_DOWN
+    delays = _sample(strategy, most + 1)
+    if isinstance(delays, str):
+        return not_yet(f"this strategy does not work as reconnect_delays=: {delays}.")
+    if len(delays) <= most:
+        return not_yet(
+            f"this strategy stops after {len(delays)} delays: websockets' loop would then fail "
+            "with a RuntimeError (section 5). A strategy gives delays for ever."
+        )
+    if _attempts_while_down(delays) >= most:
+        return not_yet(
+            f"with {strategy}, each client would retry more than {most} times during the "
+            f"{_STORM_DEFAULTS['down']:g} s outage: far more work for the network, not less. "
+            "Look for longer delays."
+        )
     try:
-        return storms.storm(cast(Callable[[], Generator[float, None, None]], strategy), **HERD)
+        return storms.storm(strategy, **HERD)
     except ValueError as exc:
         return not_yet(f"storm.storm refused it: {exc}")
     except ProcessFailed as exc:
@@ -112,7 +138,7 @@ def gentle_herd(answer: object) -> Feedback:
             f"{_storm_call(clients, HERD['seed'], rate)} with it, and pass what it returns."
         )
     elif callable(answer):
-        ran = _run_herd(answer)
+        ran = _run_herd(cast(Callable[[], Any], answer))
         if isinstance(ran, Feedback):
             return ran
         result = ran
