@@ -121,6 +121,14 @@ def _run_herd(strategy: Callable[[], Any]) -> StormResult | Feedback:
         return not_yet(f"the clients failed with your strategy: {exc.__cause__!r}")
 
 
+def _busiest_second(result: StormResult) -> str:
+    """When the restarted server got the most attempts, in words."""
+    down = round(result.restart_at - result.crash_at)
+    after = result.attempts_per_second[down:]
+    second = after.index(max(after)) if after else 0
+    return f"the busiest second, {second}-{second + 1} s after the restart,"
+
+
 def gentle_herd(answer: object) -> Feedback:
     """Exercise 1: a strategy that keeps the restarted server's busiest second at or under
     the 100 attempts per second it admits, for the storm of section 3.
@@ -165,9 +173,9 @@ def gentle_herd(answer: object) -> Feedback:
         )
     if busiest > rate:
         return not_yet(
-            f"the busiest second after the restart still brought {busiest} attempts, more than "
-            f"the {rate:g} the server admits. Look at when they come: the first seconds after the "
-            "restart, when the clients' delays are still short. Spread the early attempts wider."
+            f"{_busiest_second(result)} still brought {busiest} attempts, more than the "
+            f"{rate:g} the server admits. Spread the attempts wider around that time: what "
+            "are the clients' delays then?"
         )
     if result.all_back is None or result.half_back is None:
         return not_yet(
