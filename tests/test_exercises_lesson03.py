@@ -78,6 +78,12 @@ def small_herd(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_strategy_instead_of_a_result_runs_the_storm() -> None:
     good = lesson03.gentle_herd(backoff.full_jitter(base=4, cap=60))
     assert good.passed and good.text.startswith("at most 17 attempts per second")
+    over = lesson03.gentle_herd(backoff.equal_jitter(base=1, cap=60))
+    assert not over.passed
+    assert over.text.startswith(
+        "the busiest second, 2-3 s after the restart, still brought 29 attempts, more than the "
+        "20 the server admits."
+    )
     lockstep = lesson03.gentle_herd(backoff.exponential(base=1, cap=60))
     assert not lockstep.passed
     assert "100 of the 100 clients reached the server within the same second" in lockstep.text
