@@ -310,16 +310,17 @@ def compare(results: Iterable[StormResult]) -> Table:
                 "-" if r.longest_outage is None else f"{r.longest_outage:.1f} s",
             )
         )
+    # Short headings: the table must fit a notebook's width without wrapping.
     columns = (
         "strategy",
         "attempts",
-        "refused (down)",
-        "attempts (up)",
-        "refused (503)",
-        "peak/s (up)",
-        "half back after",
-        "all back after",
-        "longest outage",
+        "down: refused",
+        "up: attempts",
+        "up: 503",
+        "peak/s",
+        "half back",
+        "all back",
+        "longest out",
     )
     return Table(columns, rows, right=range(1, 9))
 
