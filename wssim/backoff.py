@@ -42,6 +42,8 @@ from typing import Protocol
 
 import websockets.client
 
+from wssim.params import seconds
+
 __all__ = [
     "STRATEGIES",
     "Backoff",
@@ -134,19 +136,8 @@ def _global_uniform(a: float, b: float) -> float:
 # Checking parameters
 
 
-def _seconds(value: object, parameter: str, *, positive: bool = True) -> float:
-    """``value`` as finite seconds, > 0 (or >= 0 when not ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{parameter} must be a finite number of seconds, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{parameter} must be > 0 seconds, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{parameter} must be >= 0 seconds, got {value!r}")
-    return float(value)
-
-
 def _base_and_cap(base: object, cap: object) -> tuple[float, float]:
-    b, c = _seconds(base, "base"), _seconds(cap, "cap")
+    b, c = seconds(base, "base", positive=True), seconds(cap, "cap", positive=True)
     if b > c:
         raise ValueError(f"base must be <= cap, got base={b:g} s above cap={c:g} s")
     return b, c
@@ -180,7 +171,7 @@ def constant(delay: float = 1.0) -> Backoff:
     Raises:
         ValueError: if ``delay`` is negative or not finite.
     """
-    d = _seconds(delay, "delay", positive=False)
+    d = seconds(delay, "delay")
 
     def generate(uniform: _Uniform) -> Delays:
         while True:
@@ -288,7 +279,7 @@ def rfc6455(
         ValueError: if ``initial`` is negative or not finite, ``base`` or ``cap`` not > 0
             and finite, or ``base > cap``.
     """
-    first = _seconds(initial, "initial", positive=False)
+    first = seconds(initial, "initial")
     b, c = _base_and_cap(base, cap)
 
     def generate(uniform: _Uniform) -> Delays:
@@ -322,9 +313,9 @@ def websockets_default(
         ValueError: if a delay is negative or not finite, ``min_delay`` is not > 0,
             ``max_delay < min_delay``, or ``factor`` is not > 1.
     """
-    initial = _seconds(initial_delay, "initial_delay", positive=False)
-    low = _seconds(min_delay, "min_delay")
-    high = _seconds(max_delay, "max_delay")
+    initial = seconds(initial_delay, "initial_delay")
+    low = seconds(min_delay, "min_delay", positive=True)
+    high = seconds(max_delay, "max_delay", positive=True)
     if high < low:
         raise ValueError(f"max_delay must be >= min_delay, got {high:g} s < {low:g} s")
     if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 1:

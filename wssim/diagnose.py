@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from websockets.frames import Close
 
 from wssim.faults import Fault
 from wssim.lifecycle import endpoints
+from wssim.params import seconds
 from wssim.simulation import Simulation
 from wssim.trace import Table, Trace
 
@@ -62,14 +62,6 @@ LESSONS: dict[str, str] = {
 """The lessons of the course that cover a remedy, by number."""
 
 
-def _time(value: object, parameter: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{parameter} must be a finite number of seconds, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{parameter} must be >= 0 seconds, got {value!r}")
-    return float(value)
-
-
 def _close_code(code: object, parameter: str) -> int:
     if isinstance(code, bool) or not isinstance(code, int):
         raise ValueError(f"{parameter} must be an integer close code, got {code!r}")
@@ -88,7 +80,7 @@ def _schedule(items: Sequence[tuple[float, str]], parameter: str) -> tuple[tuple
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str)):
             raise ValueError(f"{parameter} must be (time, text) pairs, got {item!r}")
-        out.append((_time(item[0], f"{parameter} time"), item[1]))
+        out.append((seconds(item[0], f"{parameter} time"), item[1]))
     return tuple(sorted(out, key=lambda pair: pair[0]))
 
 
@@ -165,10 +157,10 @@ class ClientPlan:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _time(self.connect_at, "connect_at")
+        seconds(self.connect_at, "connect_at")
         object.__setattr__(self, "sends", _schedule(self.sends, "sends"))
         if self.close_at is not None:
-            _time(self.close_at, "close_at")
+            seconds(self.close_at, "close_at")
         _close_code(self.close_code, "close_code")
 
     async def run(self) -> None:
@@ -210,7 +202,7 @@ class ServerPlan:
         for name in ("close_at", "shutdown_at"):
             value = getattr(self, name)
             if value is not None:
-                _time(value, name)
+                seconds(value, name)
         _close_code(self.close_code, "close_code")
         _close_code(self.shutdown_code, "shutdown_code")
 
@@ -452,7 +444,7 @@ def diagnose(
     for n in lessons:
         if n not in LESSONS:
             raise ValueError(f"lessons must be among {', '.join(LESSONS)}, got {n!r}")
-    cause_at = _time(cause_at, "cause_at")
+    cause_at = seconds(cause_at, "cause_at")
     return Diagnosis(
         cause=cause,
         cause_at=cause_at,
@@ -507,13 +499,13 @@ def experiment(
     """
     client = ClientPlan() if client is None else client
     server = ServerPlan() if server is None else server
-    until = _time(until, "until")
-    if until < _time(cause_at, "cause_at"):
+    until = seconds(until, "until")
+    if until < seconds(cause_at, "cause_at"):
         raise ValueError(f"until must be >= cause_at ({cause_at:g} s), got {until!r}")
     if isinstance(crowd, bool) or not isinstance(crowd, int) or crowd < 0:
         raise ValueError(f"crowd must be an integer >= 0, got {crowd!r}")
     injections = [Injection(*f) for f in faults]
-    timed = [(_time(t, "calls time"), fn) for t, fn in calls]
+    timed = [(seconds(t, "calls time"), fn) for t, fn in calls]
     with Simulation(seed=seed, latency=latency) as sim:
         sim.host(SERVER).service(server.run)
         for i in range(1, crowd + 1):

@@ -31,6 +31,7 @@ import random
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from wssim.network import Link, PathEffect, Pipe, Segment, TcpConnection
+from wssim.params import count, seconds
 
 if TYPE_CHECKING:
     from wssim.world import World
@@ -50,21 +51,6 @@ __all__ = [
     "SlowClose",
     "Suspend",
 ]
-
-
-def _seconds(value: object, parameter: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{parameter} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{parameter} must be {bound} seconds, got {value!r}")
-    return float(value)
-
-
-def _count(value: object, parameter: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{parameter} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _host_name(value: object, parameter: str) -> str:
@@ -186,8 +172,8 @@ class Latency(_PathFault):
 
     def __init__(self, a: str, b: str, latency: float, jitter: float = 0.0) -> None:
         super().__init__(a, b)
-        self.latency = _seconds(latency, "latency")
-        self.jitter = _seconds(jitter, "jitter")
+        self.latency = seconds(latency, "latency")
+        self.jitter = seconds(jitter, "jitter")
 
     def describe(self) -> str:
         jitter = f" + up to {self.jitter * 1000:g} ms jitter" if self.jitter else ""
@@ -250,7 +236,7 @@ class SlowClose(_EffectFault):
 
     def __init__(self, a: str, b: str, delay: float) -> None:
         super().__init__(a, b)
-        self.delay = _seconds(delay, "delay", positive=True)
+        self.delay = seconds(delay, "delay", positive=True)
 
     def describe(self) -> str:
         return f"FIN delayed by {self.delay:g} s"
@@ -279,14 +265,14 @@ class Slicer(_EffectFault):
         self, a: str, b: str, average_size: int, size_variation: int = 0, delay: float = 0.0
     ) -> None:
         super().__init__(a, b)
-        self.average_size = _count(average_size, "average_size", minimum=1)
-        self.size_variation = _count(size_variation, "size_variation", minimum=0)
+        self.average_size = count(average_size, "average_size", minimum=1)
+        self.size_variation = count(size_variation, "size_variation", minimum=0)
         if self.size_variation >= self.average_size:
             raise ValueError(
                 f"size_variation must be below average_size ({self.average_size}), "
                 f"got {size_variation!r}"
             )
-        self.delay = _seconds(delay, "delay")
+        self.delay = seconds(delay, "delay")
         self._rngs: dict[tuple[str, int], random.Random] = {}
 
     def describe(self) -> str:
@@ -327,7 +313,7 @@ class LimitData(_EffectFault):
 
     def __init__(self, a: str, b: str, limit: int) -> None:
         super().__init__(a, b)
-        self.limit = _count(limit, "limit", minimum=0)
+        self.limit = count(limit, "limit", minimum=0)
         self._passed: dict[tuple[TcpConnection, int], int] = {}
         self._closed: dict[TcpConnection, None] = {}
 
@@ -377,7 +363,7 @@ class ResetPeer(_EffectFault):
 
     def __init__(self, a: str, b: str, timeout: float = 0.0) -> None:
         super().__init__(a, b)
-        self.timeout = _seconds(timeout, "timeout")
+        self.timeout = seconds(timeout, "timeout")
         self._timers: dict[asyncio.TimerHandle, None] = {}
 
     def describe(self) -> str:
@@ -431,7 +417,7 @@ class IdleTimeout(_EffectFault):
         self, a: str, b: str, timeout: float, action: Literal["drop", "reset"] = "drop"
     ) -> None:
         super().__init__(a, b)
-        self.timeout = _seconds(timeout, "timeout", positive=True)
+        self.timeout = seconds(timeout, "timeout", positive=True)
         if action not in ("drop", "reset"):
             raise ValueError(f"action must be 'drop' or 'reset', got {action!r}")
         self.action = action

@@ -17,20 +17,13 @@ from typing import Any, TypeVar
 from wssim.faults import Fault
 from wssim.hosts import Host
 from wssim.network import LOOPBACK_NAMES, Link
+from wssim.params import seconds
 from wssim.trace import Trace
 from wssim.world import World
 
 __all__ = ["Simulation"]
 
 T = TypeVar("T")
-
-
-def _check_time(value: object, parameter: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{parameter} must be a finite number of seconds, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{parameter} must be >= 0 seconds, got {value!r}")
-    return float(value)
 
 
 def call_outside_running_loop(fn: Callable[[], T]) -> T:
@@ -155,7 +148,7 @@ class Simulation:
             ValueError: if ``t`` is not a finite time at or after now.
         """
         self._check_open()
-        t = _check_time(t, "t")
+        t = seconds(t, "t")
         if t < self.now:
             raise ValueError(f"t={t:g} is in the past: the simulation is at t={self.now:g} s")
         if not callable(fn):
@@ -164,7 +157,7 @@ class Simulation:
 
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` ``delay`` seconds from now."""
-        self.at(self.now + _check_time(delay, "delay"), fn, *args)
+        self.at(self.now + seconds(delay, "delay"), fn, *args)
 
     def run(self, until: float | None = None) -> Trace:
         """Run the world up to virtual time ``until`` and return the trace so far.
@@ -180,7 +173,7 @@ class Simulation:
         """
         self._check_open()
         if until is not None:
-            until = _check_time(until, "until")
+            until = seconds(until, "until")
             if until < self.now:
                 raise ValueError(
                     f"until={until:g} is before now: the simulation is already at t={self.now:g} s"
@@ -242,12 +235,12 @@ class Simulation:
             raise TypeError(f"fault must be a wssim.faults.Fault, got {fault!r}")
         for i, name in enumerate(fault.hosts):
             self._world.known_host(name, ("a", "b")[i] if len(fault.hosts) == 2 else "host")
-        start = self.now if at is None else _check_time(at, "at")
+        start = self.now if at is None else seconds(at, "at")
         if start < self.now:
             raise ValueError(f"at={start:g} is in the past: the simulation is at t={self.now:g} s")
         end = math.inf
         if duration is not None:
-            duration = _check_time(duration, "duration")
+            duration = seconds(duration, "duration")
             if duration == 0:
                 raise ValueError("duration must be > 0 seconds (or None: for ever), got 0")
             end = start + duration
