@@ -1,0 +1,74 @@
+"""The capstone's check: a pass with the scorecard, or the scorecard with a hint per line."""
+
+from __future__ import annotations
+
+import pytest
+
+from wssim.capstone_examples import (
+    NaiveClient,
+    ResilientClient,
+    naive_handler,
+    resilient_handler,
+)
+from wssim.exercises import lesson07
+
+
+def test_the_reference_passes_with_its_scorecard() -> None:
+    feedback = lesson07.resilient(ResilientClient, resilient_handler)
+    assert feedback.passed
+    text = repr(feedback)
+    assert text.startswith("✓ Correct: every line of the scorecard passes")
+    assert "messages lost              0 of 3,240" in text
+
+
+def test_the_naive_version_gets_a_hint_for_each_failing_line() -> None:
+    feedback = lesson07.resilient(NaiveClient, naive_handler)
+    assert not feedback.passed
+    text = repr(feedback)
+    assert text.startswith("✗ Not yet: 4 lines of the scorecard fail:")
+    hints = [line for line in text.splitlines() if line.startswith("- ")]
+    assert [hint[:40] for hint in hints] == [
+        "- 616 events never reached their user: o",
+        "- 52 messages that users wrote never rea",
+        "- write() raised 20 times: it is called ",
+        "- 41 connection attempts reached the ser",
+        "- the server still held 40 resources aft",
+        "- the handler failed on bad input: catch",
+    ]
+    assert "subscribe with the id of the last event received" in text
+    assert "close the subscription in a finally clause" in text
+
+
+def test_a_half_fixed_version_is_told_what_is_left() -> None:
+    # The resilient handler behind the naive client: the server side is right, so only
+    # the client's lines fail.
+    feedback = lesson07.resilient(NaiveClient, resilient_handler)
+    text = repr(feedback)
+    assert "resources" not in text.split("\n- ", 1)[1]
+    assert "handler failed" not in text
+
+
+class Broken:
+    def __init__(self, user: object) -> None:
+        self.user = user
+
+    async def write(self, message: object) -> None:
+        pass
+
+    async def run(self) -> None:
+        raise RuntimeError("oops")
+
+
+@pytest.mark.parametrize(
+    ("client", "handler", "hint"),
+    [
+        (ResilientClient(None), resilient_handler, "pass your client class itself"),
+        (dict, resilient_handler, "needs an `async def run(self...)` method"),
+        (ResilientClient, print, "pass your handler"),
+        (Broken, resilient_handler, "a client process failed: RuntimeError('oops')"),
+    ],
+)
+def test_a_wrong_shape_or_a_crash_gets_a_hint(client: object, handler: object, hint: str) -> None:
+    feedback = lesson07.resilient(client, handler)
+    assert not feedback.passed
+    assert hint in feedback.text
