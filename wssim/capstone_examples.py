@@ -163,7 +163,7 @@ async def resilient_handler(websocket, app):
             elif message["type"] == "subscribe":
                 if subscription is not None:
                     subscription.close()
-                subscription = app.subscribe(websocket, message["after"])
+                subscription = app.subscribe(websocket, message.get("after"))
             else:
                 if not app.stored(message["id"]):  # sent again after a lost ack: store once
                     app.save(message)
