@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +66,8 @@ SPIKE_LATENCY = (0.2, 1.5)
 BEHIND_PROXY = 0.20
 """Share of the clients behind a middlebox that forgets flows idle for 60 s, all along."""
 IDLE_TIMEOUT = 60.0
-QUIET_AROUND_SERVER_FAULTS = (5.0, 15.0)
-"""Bad input is sent neither in the 5 s before a server fault nor in the 15 s after it."""
+QUIET_AROUND_SERVER_FAULTS = (10.0, 15.0)
+"""Bad input is sent neither in the 10 s before a server fault nor in the 15 s after it."""
 SETTLE = 1.0
 """Seconds a raw client waits for an answer to its bad input before closing with 1000."""
 
@@ -246,20 +246,29 @@ class Schedule:
         rows.append(("bad input", len(self.bad_inputs), len(self.bad_inputs), ", ".join(cases)))
         return Table(("fault", "count", "clients", "time in force"), rows, right=(1, 2))
 
-    def table(self, *, host: str | None = None) -> Table:
-        """The faults one by one (only those involving ``host``, if given), then the bad
-        inputs."""
-        rows: list[tuple[object, ...]] = []
+    def table(self, *, kinds: Iterable[str] | None = None, host: str | None = None) -> Table:
+        """The faults and bad inputs one by one, in time order.
+
+        Args:
+            kinds: only these kinds: fault names (``"crash"``, ``"partition"``...) and
+                ``"bad input"``.
+            host: only what involves this host.
+        """
+        chosen = None if kinds is None else set(kinds)
+        rows: list[tuple[str, str, str, str]] = []
         for i in self.injections:
-            if host is not None and host not in i.args:
+            fault = i.fault()
+            if (chosen is not None and i.name not in chosen) or (
+                host is not None and host not in fault.hosts
+            ):
                 continue
             until = "end" if i.duration is None else f"{i.until:.1f}"
-            rows.append((f"{i.at:.1f}", until, i.name, repr(i.fault())))
-        if host is None or host.startswith("raw"):
+            rows.append((f"{i.at:.1f}", until, i.name, repr(fault)))
+        if chosen is None or "bad input" in chosen:
             for b in self.bad_inputs:
                 if host is None or b.host == host:
                     rows.append((f"{b.at:.1f}", "", "bad input", f"{b.host}: {b.case.name}"))
-        rows.sort(key=lambda row: float(str(row[0])))
+        rows.sort(key=lambda row: float(row[0]))
         return Table(("from", "until", "fault", "what"), rows, right=(0, 1))
 
 
@@ -272,7 +281,8 @@ def _spawn_raw(
 async def _send_bad_input(
     item: BadInput, server: str, port: int, delivered: list[Delivered]
 ) -> None:
-    """Connect, send the case's bytes, wait a second for an answer, then close politely."""
+    """Connect, send the case's bytes, wait a second for an answer, then close politely:
+    echo the server's close frame, or send one with 1000."""
     try:
         client = await RawClient.connect(server, port, request=item.case.handshake)
     except OSError:
@@ -288,11 +298,14 @@ async def _send_bad_input(
         frame = await client.recv_frame(timeout=max(left, 0.0))
         if frame is None or frame.opcode == Opcode.CLOSE:
             break
-    if client.close_frame is None and not client.ended:
+    close = client.close_frame
+    if close is None and not client.ended:
         await client.close(1000)
-    else:
-        await client.wait_closed(10.0)
-        client.close_tcp()
+        return
+    if close is not None and not client.ended:
+        client.send_frame(Opcode.CLOSE, close.payload)  # echo it, as a client should (5.5.1)
+    await client.wait_closed(10.0)
+    client.close_tcp()
 
 
 def _draw(rng: random.Random, low: float, high: float) -> float:
