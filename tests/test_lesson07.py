@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
+from pathlib import Path
+
 import pytest
 
+from wssim import capstone_examples
 from wssim.capstone_examples import (
     NaiveClient,
     ResilientClient,
@@ -72,3 +78,37 @@ def test_a_wrong_shape_or_a_crash_gets_a_hint(client: object, handler: object, h
     feedback = lesson07.resilient(client, handler)
     assert not feedback.passed
     assert hint in feedback.text
+
+
+# The lesson shows the code of wssim.capstone_examples: the two must not drift apart.
+
+LESSON = Path(__file__).resolve().parent.parent / "notebooks" / "07-capstone.ipynb"
+
+
+def definitions(source: str) -> dict[str, str]:
+    """Top-level classes and functions of ``source``, by name, as ASTs without their name."""
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            name, node.name = node.name, "_"
+            found[name] = ast.dump(node)
+    return found
+
+
+def test_the_lesson_shows_the_code_that_is_tested() -> None:
+    cells = json.loads(LESSON.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    package = definitions(inspect.getsource(capstone_examples))
+    naive = next(definitions(s) for s in sources if "class NaiveClient" in s)
+    assert naive == {k: package[k] for k in ("NaiveClient", "naive_handler")}
+    (solution,) = (c for c in cells if "solution" in c["metadata"].get("tags", []) and
+                   c["cell_type"] == "code")  # fmt: skip
+    assert definitions("".join(solution["source"])) == {
+        k: package[k] for k in ("ResilientClient", "problem", "resilient_handler")
+    }
+    # The learner starts from the naive version, under the solution's names.
+    starter = definitions(solution["metadata"]["wssim"]["starter"])
+    assert starter == {
+        "ResilientClient": package["NaiveClient"],
+        "resilient_handler": package["naive_handler"],
+    }
