@@ -5,11 +5,12 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from wssim import capstone_examples
+from wssim import capstone_examples, chaos
 from wssim.capstone_examples import (
     NaiveClient,
     ResilientClient,
@@ -17,6 +18,7 @@ from wssim.capstone_examples import (
     resilient_handler,
 )
 from wssim.exercises import lesson07
+from wssim.scorecard import Line, Scorecard
 
 
 def test_the_reference_passes_with_its_scorecard() -> None:
@@ -101,8 +103,12 @@ def test_the_lesson_shows_the_code_that_is_tested() -> None:
     package = definitions(inspect.getsource(capstone_examples))
     naive = next(definitions(s) for s in sources if "class NaiveClient" in s)
     assert naive == {k: package[k] for k in ("NaiveClient", "naive_handler")}
-    (solution,) = (c for c in cells if "solution" in c["metadata"].get("tags", []) and
-                   c["cell_type"] == "code")  # fmt: skip
+    solution = next(
+        c
+        for c in cells
+        if "solution" in c["metadata"].get("tags", [])
+        and "class ResilientClient:" in "".join(c["source"])
+    )
     assert definitions("".join(solution["source"])) == {
         k: package[k] for k in ("ResilientClient", "problem", "resilient_handler")
     }
@@ -112,3 +118,32 @@ def test_the_lesson_shows_the_code_that_is_tested() -> None:
         "ResilientClient": package["NaiveClient"],
         "resilient_handler": package["naive_handler"],
     }
+
+
+def test_the_run_without_heartbeats_is_read_from_its_own_scorecard() -> None:
+    small = lesson07.check_run(ResilientClient, resilient_handler)
+    names = tuple(f"client{i:03d}" for i in range(200))
+    lines = (
+        Line("messages lost", 428, "428 of 26,200", "0", False),
+        Line("worst time disconnected", 138.0, "138.0 s", "<= 60 s", False),
+        Line("peak reconnect rate", 24, "24/s", "<= 50/s", True),
+    )
+    full = replace(
+        small,
+        clients=names,
+        schedule=chaos.schedule(1, names),
+        scorecard=Scorecard(lines),
+    )
+    failing = ["messages lost", "worst time disconnected"]
+    assert lesson07.without_heartbeats(full, failing).passed
+    assert lesson07.without_heartbeats(full, failing[::-1]).passed
+    for answer, hint in [
+        (["messages lost"], "compare your list with the lines marked FAIL"),
+        ("messages lost", "answer with a list of line names"),
+    ]:
+        feedback = lesson07.without_heartbeats(full, answer)
+        assert not feedback.passed and hint in feedback.text
+    assert "pass the run itself" in lesson07.without_heartbeats(None, failing).text
+    assert "full-scale experiment" in lesson07.without_heartbeats(small, failing).text
+    healthy = replace(full, scorecard=Scorecard(lines[2:]))
+    assert "turn the heartbeats off" in lesson07.without_heartbeats(healthy, failing).text

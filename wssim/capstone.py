@@ -46,7 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from wssim import chaos
 from wssim.admission import Admission
 from wssim.hosts import Host
-from wssim.resources import Ledger
+from wssim.resources import Ledger, conn_id
 from wssim.scorecard import MessageLog, Scorecard, Targets, score
 from wssim.simulation import Simulation
 from wssim.trace import Trace
@@ -99,7 +99,7 @@ class Subscription:
         self._websocket = websocket
         self.cursor = after
         """The id of the last event pushed."""
-        self._hold = backend.ledger.acquire("subscription", owner=_conn_id(websocket))
+        self._hold = backend.ledger.acquire("subscription", owner=conn_id(websocket))
         # The pushing runs as part of the server process that subscribed: it stops when
         # that process freezes, and dies with it.
         self._task = asyncio.get_running_loop().create_task(self._push(), name="subscription")
@@ -259,12 +259,6 @@ class User:
             raise ValueError(f"event must be a dict with an integer id, got {event!r}")
         now = asyncio.get_running_loop().time()
         self._messages.delivered(("events", self.name), event["id"], at=now)
-
-
-def _conn_id(websocket: object) -> str:
-    from wssim.resources import conn_id
-
-    return conn_id(websocket)
 
 
 # Running it

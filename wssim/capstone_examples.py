@@ -79,6 +79,9 @@ async def naive_handler(websocket, app):
 class ResilientClient:
     """The lesson's solution: heartbeats, jitter, resume, an outbox, no duplicates."""
 
+    ping_interval = 10  # heartbeats: a dead server is noticed within 20 s
+    ping_timeout = 10
+
     def __init__(self, user):
         self.user = user
         self.last_id = 0  # the last event shown to the user: resume after it
@@ -92,7 +95,11 @@ class ResilientClient:
     async def run(self):
         delays = backoff.full_jitter(base=5, cap=30)  # after a failed attempt
         async for websocket in connect(
-            URI, compression=None, ping_interval=10, ping_timeout=10, reconnect_delays=delays
+            URI,
+            compression=None,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            reconnect_delays=delays,
         ):
             try:
                 await websocket.send(json.dumps({"type": "subscribe", "after": self.last_id}))

@@ -2,7 +2,8 @@
 
 :func:`resilient` runs the learner's client class and handler under a smaller chaos run
 than the lesson's (40 clients, two minutes of faults: a few seconds of wall time) and
-answers with the scorecard, and a hint for each line that fails.
+answers with the scorecard, and a hint for each line that fails. :func:`without_heartbeats`
+checks the learner's reading of a run without heartbeats.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from wssim.exercises import Feedback, correct, not_yet
 from wssim.scorecard import Scorecard, Targets
 from wssim.world import ProcessFailed
 
-__all__ = ["CLIENTS", "SEED", "TARGETS", "check_run", "hints", "resilient"]
+__all__ = ["CLIENTS", "SEED", "TARGETS", "check_run", "hints", "resilient", "without_heartbeats"]
 
 CLIENTS = 40
 SEED = 7
@@ -142,4 +143,32 @@ def resilient(client: object, handler: object) -> Feedback:
     return not_yet(
         f"{failed} line{'s' if failed > 1 else ''} of the scorecard fail"
         f"{'' if failed > 1 else 's'}:{_report(card)}\n{advice}"
+    )
+
+
+def without_heartbeats(run: object, failing: object) -> Feedback:
+    """Exercise 2: the full-scale run without heartbeats, and the lines it fails."""
+    if not isinstance(run, capstone.Run):
+        return not_yet("pass the run itself: what capstone.run(...) returned.")
+    if len(run.clients) != 200 or run.schedule.seed != 1:
+        return not_yet("run the lesson's full-scale experiment: capstone.run(Client, handler).")
+    failed = run.scorecard.failed
+    if "worst time disconnected" not in failed:
+        return not_yet(
+            "this run still notices dead connections in time: turn the heartbeats off "
+            "(ping_interval = None in your subclass)."
+        )
+    if isinstance(failing, str) or not isinstance(failing, list | tuple | set):
+        return not_yet('answer with a list of line names, such as ["messages lost"].')
+    if set(failing) != set(failed):
+        return not_yet(
+            "compare your list with the lines marked FAIL in the scorecard of your run, "
+            "and write their names as the first column shows them."
+        )
+    return correct(
+        "without heartbeats, a client on a half-open connection never finds out: during the "
+        "power loss the server vanished without a FIN, and a client that sent nothing kept "
+        "waiting; behind a proxy that forgets idle flows, the flow was forgotten after 60 s "
+        "of that silence, and from then on nothing the client sent could reach anyone. Those "
+        "users got no news until they left, and what they wrote stayed unacknowledged."
     )
