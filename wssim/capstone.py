@@ -53,8 +53,10 @@ from wssim.trace import Trace
 
 __all__ = [
     "ADMISSION_RATE",
+    "TARGETS",
     "URI",
     "Backend",
+    "Handler",
     "Run",
     "Subscription",
     "User",
@@ -265,6 +267,7 @@ class User:
 
 
 Handler = Callable[[ServerConnection, Backend], Coroutine[Any, Any, None]]
+"""A connection handler of the capstone: ``async def handler(websocket, app)``."""
 
 
 @dataclass(frozen=True)
