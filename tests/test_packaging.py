@@ -279,3 +279,16 @@ def test_dev_script_needs_only_the_standard_library() -> None:
             modules.add(node.module.split(".")[0])
     outside = sorted(m for m in modules if m not in sys.stdlib_module_names | {"__future__"})
     assert not outside, f"dev.py must run on a bare Python; it imports {outside}"
+
+
+def test_every_public_submodule_is_reachable_from_wssim() -> None:
+    import importlib
+    import pkgutil
+
+    import wssim
+
+    names = {m.name for m in pkgutil.iter_modules(wssim.__path__) if not m.name.startswith("_")}
+    internal = {"clock", "hosts", "network", "params", "recorder", "simulation", "trace", "world"}
+    internal |= {"wiretap"}
+    for name in sorted(names - internal):
+        assert getattr(wssim, name) is importlib.import_module(f"wssim.{name}"), name

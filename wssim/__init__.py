@@ -41,8 +41,13 @@ __version__ = "0.1.0"
 _LAZY = (
     "admission",
     "backoff",
+    "capstone",
+    "capstone_examples",
+    "causes",
+    "chaos",
     "course",
     "detection",
+    "diagnose",
     "exercises",
     "heartbeat",
     "plot",
@@ -51,6 +56,7 @@ _LAZY = (
     "resourceplot",
     "resources",
     "scenarios",
+    "scorecard",
     "storm",
     "style",
 )

@@ -222,3 +222,26 @@ def unmasked_frame(seed: int) -> Trace:
     from wssim import protocolerrors
 
     return protocolerrors.run(protocolerrors.case("unmasked client frame"), seed=seed).trace
+
+
+@scenario(
+    "capstone",
+    "07",
+    "40 resilient clients and their server under two minutes of seeded chaos",
+    kinds=("fault", "host", "mark"),
+)
+def capstone_chaos(seed: int) -> Trace:
+    from wssim import capstone, capstone_examples
+
+    result = capstone.run(
+        capstone_examples.ResilientClient,
+        capstone_examples.resilient_handler,
+        clients=40,
+        seed=seed,
+        leave_at=180.0,
+        chaos_window=(20.0, 120.0),
+        bad_inputs=4,
+        keep_trace=True,
+    )
+    assert result.trace is not None
+    return result.trace
