@@ -38,7 +38,7 @@ def current_host() -> Host | None:
     if running is None:
         return None
     host, boot = running
-    return host if host.boot == boot and host.state is HostState.UP else None
+    return host if host.boot == boot and host.state is _UP else None
 
 
 def running_on() -> tuple[Host, int] | None:
@@ -60,6 +60,9 @@ class HostState(enum.Enum):
     """Its processes died; the OS closed their sockets and refuses new connections."""
     OFF = "off"
     """The power is gone: nothing runs, nothing answers, nothing is sent, not even a FIN."""
+
+
+_UP = HostState.UP  # looked up for every log record: an enum member's lookup is 10x a global's
 
 
 class Host:

@@ -7,6 +7,7 @@ runs one, prints its trace table and writes its timeline.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -245,3 +246,26 @@ def capstone_chaos(seed: int) -> Trace:
     )
     assert result.trace is not None
     return result.trace
+
+
+@scenario(
+    "deploy",
+    "06",
+    "a server with 20 clients shuts down for a deploy: every connection closes with 1012",
+    kinds=("fault", "host", "closed", "mark"),
+)
+def deploy(seed: int) -> Trace:
+    async def server() -> None:
+        async with serve(_echo, "server", 8765) as ws_server:
+            await asyncio.sleep(5)
+            # Stop accepting, close every connection with 1012 (service restart), and
+            # wait for the handlers, as a graceful shutdown does.
+            ws_server.close(code=1012, reason="deploying")
+            await ws_server.wait_closed()
+
+    with Simulation(seed=seed) as sim:
+        sim.host("server").spawn(server())
+        for i in range(20):
+            sim.host(f"client{i:02}").spawn(_listening_client())
+        sim.at(5, sim.mark, "deploy: the server closes with 1012", "server")
+        return sim.run(until=10)
