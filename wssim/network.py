@@ -194,7 +194,9 @@ class Pipe:
         self.dst = dst
         self.direction = 0 if src.side == "client" else 1
         self.last_arrival = 0.0
-        self.stuck: deque[Segment] = deque()  # waiting for retransmission, in order
+        # Segments waiting for retransmission, in order. Made when first needed, as is
+        # `waiting` below: an empty deque weighs 624 bytes, and most pipes never need one.
+        self.stuck: deque[Segment] | None = None
         self.stuck_bytes = 0
         self.stuck_since = 0.0
         self.rto = RTO_MIN
@@ -202,7 +204,7 @@ class Pipe:
         self._rng: random.Random | None = None
         self.wire_free_at = 0.0  # with a bandwidth limit: when the wire is free again
         self.unsent_bytes = 0  # with a bandwidth limit: bytes waiting for the wire
-        self.waiting: deque[Segment] = deque()  # the receiver's window is closed
+        self.waiting: deque[Segment] | None = None  # the receiver's window is closed
         self.waiting_bytes = 0
         self.in_flight = 0  # data bytes on the wire, not landed yet
         self.update_pending = False  # a window update is on its way to the sender
@@ -267,6 +269,8 @@ class Pipe:
             )
 
     def _stick(self, segment: Segment) -> None:
+        if self.stuck is None:
+            self.stuck = deque()
         self.stuck.append(segment)
         self.stuck_bytes += len(segment.data)
         if self.src.transport is not None:
@@ -290,7 +294,7 @@ class Pipe:
         now = net.loop.time()
         self.retransmit_timer = None
         if self.open:
-            segments, self.stuck = list(self.stuck), deque()
+            segments, self.stuck = list(self.stuck or ()), None
             self.stuck_bytes = 0
             size = sum(len(s.data) for s in segments)
             arrives = 0.0
@@ -308,7 +312,7 @@ class Pipe:
                 self.src.transport._update_flow_control()
             return
         if now - self.stuck_since >= net.tcp_user_timeout - 1e-9:
-            self.stuck.clear()
+            self.stuck = None
             self.stuck_bytes = 0
             net.observer.tcp(
                 self.conn,
@@ -357,6 +361,8 @@ class Pipe:
                 f"receive buffer full ({receiver.unread_bytes} bytes unread): "
                 f"zero window, the sender waits",
             )
+        if self.waiting is None:
+            self.waiting = deque()
         self.waiting.append(segment)
         self.waiting_bytes += len(segment.data)
         if self.src.transport is not None:
@@ -405,9 +411,9 @@ class Pipe:
 
     def drop(self) -> None:
         """Forget everything not yet sent (the socket is gone)."""
-        self.stuck.clear()
+        self.stuck = None
         self.stuck_bytes = 0
-        self.waiting.clear()
+        self.waiting = None
         self.waiting_bytes = 0
         self.unsent_bytes = 0
         self.update_pending = False
