@@ -35,43 +35,46 @@ def _exception(answer: object, side: str, seen: str) -> Feedback | None:
     return None
 
 
-def deploy(trace: object, client_saw: object) -> Feedback:
-    """Exercise 1: a server shuts down with 1012 (service restart)."""
-    closed = _closed(trace, "client")
+def _close_seen(
+    trace: object, side: str, answer: object, code: int, how: str, why: str
+) -> Feedback:
+    """Check that ``side`` ended with ``code`` in ``trace`` and that ``answer`` names the
+    exception it got; ``how`` says how to make it happen, ``why`` what the learner found."""
+    closed = _closed(trace, side)
     if closed is None:
         return not_yet("pass the trace of your experiment (what experiment(...) returned).")
-    code, text = closed
-    if code != 1012:
-        return not_yet(
-            f"the client saw close code {code}: make the server close with code=1012 "
-            f'and reason="deploying" (server(shutdown_at=1, code=..., reason=...)).'
-        )
-    wrong = _exception(client_saw, "client", text)
-    if wrong is not None:
-        return wrong
-    return correct(
+    seen, text = closed
+    if seen != code:
+        return not_yet(f"the {side} saw close code {seen}: {how}.")
+    wrong = _exception(answer, side, text)
+    return wrong if wrong is not None else correct(why)
+
+
+def deploy(trace: object, client_saw: object) -> Feedback:
+    """Exercise 1: a server shuts down with 1012 (service restart)."""
+    return _close_seen(
+        trace,
+        "client",
+        client_saw,
+        1012,
+        'make the server close with code=1012 and reason="deploying" '
+        "(server(shutdown_at=1, code=..., reason=...))",
         "1012 is not one of websockets' normal codes (1000, 1001, 1005): the client gets "
-        "ConnectionClosedError. Reconnect on the code, not on the exception class."
+        "ConnectionClosedError. Reconnect on the code, not on the exception class.",
     )
 
 
 def private_code(trace: object, server_saw: object) -> Feedback:
     """Exercise 2: the client closes with 4000, a code of the application's own."""
-    closed = _closed(trace, "server")
-    if closed is None:
-        return not_yet("pass the trace of your experiment (what experiment(...) returned).")
-    code, text = closed
-    if code != 4000:
-        return not_yet(
-            f"the server saw close code {code}: make the client close with code=4000 "
-            f'and reason="user logged out" (leaving_client(code=..., reason=...)).'
-        )
-    wrong = _exception(server_saw, "server", text)
-    if wrong is not None:
-        return wrong
-    return correct(
+    return _close_seen(
+        trace,
+        "server",
+        server_saw,
+        4000,
+        'make the client close with code=4000 and reason="user logged out" '
+        "(leaving_client(code=..., reason=...))",
         "the code and reason arrive untouched, and since 4000 is not a normal code the server "
-        "gets ConnectionClosedError with rcvd.code == 4000."
+        "gets ConnectionClosedError with rcvd.code == 4000.",
     )
 
 
