@@ -47,7 +47,7 @@ def notebook(*cells: dict[str, object]) -> dict[str, object]:
 
 
 def test_a_learner_copy_swaps_solutions_for_starters() -> None:
-    title = {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title"}
+    title = {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# [T](../docs/x.md)"}
     answer = {
         "cell_type": "markdown",
         "id": "a",
@@ -69,6 +69,7 @@ def test_a_learner_copy_swaps_solutions_for_starters() -> None:
     assert cells[2]["outputs"] == [] and cells[2]["execution_count"] is None
     assert cells[2]["metadata"] == {"tags": ["starter"]}
     assert "../00-x.ipynb" in cells[1]["source"]
+    assert cells[0]["source"] == "# [T](../../docs/x.md)"
 
 
 def test_a_code_solution_without_a_starter_is_an_error() -> None:

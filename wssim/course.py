@@ -44,6 +44,9 @@ def learner_copy(notebook: Notebook, name: str) -> Notebook:
         tags = _tags(cell)
         meta = cell.setdefault("metadata", {})
         if SOLUTION_TAG not in tags:
+            if cell["cell_type"] == "markdown":
+                # The copy lives one folder down: links that leave notebooks/ go one more up.
+                cell["source"] = _source(cell).replace("](../", "](../../")
             cells.append(cell)
             continue
         if cell["cell_type"] != "code":
