@@ -490,3 +490,130 @@ def test_inject_checks_hosts_times_and_contradictions() -> None:
         sim.run(until=1)
         with pytest.raises(ValueError, match=r"at=0\.5 is in the past"):
             sim.inject(faults.Crash("server"), at=0.5)
+
+
+# Freezes, and faults at the same instant
+
+
+def test_a_reset_reaching_a_frozen_host_is_reported_when_it_thaws() -> None:
+    chat = Chat([], **NO_PINGS)
+    with world() as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(chat())
+        sim.inject(faults.Freeze("server"), at=1, duration=5)
+        sim.inject(faults.ResetPeer("client", "server"), at=2)
+        trace = sim.run(until=10)
+    # The kernel is reset at 2 s; the frozen process learns it when it runs again, at 6 s.
+    assert tcp(trace, contains="reset by peer") == [
+        (2.0, "client", "connection reset by peer"),
+        (2.0, "server", "connection reset by peer"),
+    ]
+    assert closed(trace) == [(2.0, "client", 1006), (6.0, "server", 1006)]
+
+
+def test_a_thaw_keeps_the_bytes_in_order() -> None:
+    chat = Chat([1.5, 1.99], **NO_PINGS)
+    with world() as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(chat())
+        sim.inject(faults.Freeze("server"), at=1, duration=1)
+        sim.run(until=10)
+    # m0 waited in the server's kernel from 1.51 s; it is read first, at the thaw; m1 is
+    # sent only after m0's reply (the client waits for each reply).
+    assert chat.replies == [(2.01, "m0"), (2.03, "m1")]
+
+
+def test_data_a_frozen_host_received_survives_a_partition_that_follows() -> None:
+    received: list[tuple[float, str]] = []
+
+    async def recorder(ws: ServerConnection) -> None:
+        async for message in ws:
+            received.append((round(asyncio.get_running_loop().time(), 6), str(message)))
+
+    async def server() -> None:
+        async with serve(recorder, "server", 8765, ping_interval=None) as s:
+            await s.serve_forever()
+
+    async def client() -> None:
+        async with connect("ws://server:8765", ping_interval=None) as ws:
+            await asyncio.sleep(2 - 0.04)
+            await ws.send("m0")
+            await asyncio.sleep(2)
+            await ws.send("m1")
+            await ws.wait_closed()
+
+    with world() as sim:
+        sim.host("server").spawn(server())
+        sim.host("client").spawn(client())
+        sim.inject(faults.Freeze("server"), at=1, duration=4)
+        sim.inject(faults.Partition("client", "server"), at=3, duration=3)
+        sim.run(until=20)
+    # m0 reached the server's kernel before the cut: read at the thaw (5 s); m1, sent into
+    # the cut at 4 s, is retransmitted after the heal.
+    assert [m for _, m in received] == ["m0", "m1"]
+    assert received[0][0] == 5.0
+
+
+def test_a_crash_of_a_frozen_host_with_unread_data_sends_rst() -> None:
+    chat = Chat([2.0], **NO_PINGS)
+    with world() as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(chat())
+        sim.inject(faults.Freeze("server"), at=1, duration=10)
+        sim.at(5, sim.host("server").crash)
+        trace = sim.run(until=20)
+    assert tcp(trace, side="server", since=1) == [(5.0, "server", "RST")]
+    # The freeze ends where the crash begins: the band does not run on past it.
+    assert [(f.name, f.start, f.end) for f in lifecycle.faults(trace, until=20)] == [
+        ("freeze", 1.0, 5.0),
+        ("crash", 5.0, 20.0),
+    ]
+
+
+def test_faults_at_one_instant_run_in_the_order_injected() -> None:
+    with world() as sim:
+        sim.host("server").spawn(echo_server())
+        sim.host("client").spawn(Chat([])())
+        sim.inject(faults.Freeze("server"), at=1, duration=1)
+        sim.inject(faults.Freeze("server"), at=2, duration=1)
+        trace = sim.run(until=5)
+    assert [(e.time, e.text.split(":")[0]) for e in trace.filter(kind="fault")] == [
+        (1.0, "freeze"),
+        (2.0, "thaw"),
+        (2.0, "freeze"),
+        (3.0, "thaw"),
+    ]
+
+
+def test_reset_peer_leaves_closed_connections_alone() -> None:
+    async def brief() -> None:
+        async with connect("ws://server:8765", ping_interval=None):
+            pass
+
+    with world() as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(brief())
+        sim.inject(faults.ResetPeer("client", "server", timeout=30))
+        trace = sim.run(until=60)
+    assert tcp(trace, contains="reset") == []
+
+
+def test_a_fault_injected_twice_starts_afresh() -> None:
+    slicer = faults.Slicer("client", "server", 5, size_variation=4, delay=0.002)
+
+    def run() -> str:
+        chat = Chat([1.0, 2.0], **NO_PINGS)
+        with world() as sim:
+            sim.host("server").spawn(echo_server(ping_interval=None))
+            sim.host("client").spawn(chat())
+            sim.inject(slicer)
+            return str(sim.run(until=10).table())
+
+    assert run() == run()
+
+
+def test_changing_a_link_keeps_its_bandwidth() -> None:
+    with world() as sim:
+        sim.inject(faults.Bandwidth("client", "server", rate=1000))
+        sim.run(until=1)
+        assert sim.link("client", "server", latency=0.05).bandwidth == 1000

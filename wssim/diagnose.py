@@ -303,6 +303,11 @@ def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT
         end.close_code,
         end.close_text.removeprefix("handshake failed: "),
     )
+    raised = trace.first(kind="closed", conn=end.conn, side=side)
+    if raised is not None:
+        # The application knows when its exception is raised: later than the socket
+        # closed when its process was frozen at that moment.
+        at = raised.time
     if end.opened_at is None and side == "server":
         # The server answered the handshake with an HTTP error: the handler never ran.
         response = trace.first(kind="http", conn=end.conn, side="server")

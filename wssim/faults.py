@@ -275,6 +275,14 @@ class Slicer(_EffectFault):
         self.delay = seconds(delay, "delay")
         self._rngs: dict[tuple[str, int], random.Random] = {}
 
+    def start(self, world: World) -> None:
+        self._rngs = {}  # each injection draws afresh: same seed, same pieces
+        super().start(world)
+
+    def forget(self, conn: TcpConnection) -> None:
+        for direction in (0, 1):
+            self._rngs.pop((conn.id, direction), None)
+
     def describe(self) -> str:
         spread = f" ± {self.size_variation}" if self.size_variation else ""
         pause = f", {self.delay * 1000:g} ms apart" if self.delay else ""
@@ -316,6 +324,15 @@ class LimitData(_EffectFault):
         self.limit = count(limit, "limit", minimum=0)
         self._passed: dict[tuple[TcpConnection, int], int] = {}
         self._closed: dict[TcpConnection, None] = {}
+
+    def start(self, world: World) -> None:
+        self._passed, self._closed = {}, {}  # each injection counts afresh
+        super().start(world)
+
+    def forget(self, conn: TcpConnection) -> None:
+        for direction in (0, 1):
+            self._passed.pop((conn, direction), None)
+        self._closed.pop(conn, None)
 
     def describe(self) -> str:
         return f"connections closed after {self.limit} bytes one way"
@@ -374,9 +391,11 @@ class ResetPeer(_EffectFault):
         )
 
     def start(self, world: World) -> None:
+        self._timers = {}
         super().start(world)
         for conn in world.network.connections_between(self.a, self.b):
-            self.established(conn)
+            if conn.server is not None and conn.server.transport is not None:
+                self.established(conn)  # still in the handshake: established() comes later
 
     def stop(self, world: World) -> None:
         for timer in self._timers:
@@ -395,7 +414,10 @@ class ResetPeer(_EffectFault):
         self._timers = {
             t: None for t in self._timers if not t.cancelled() and t.when() > self.world.loop.time()
         }
-        self.world.network.reset_both_ends(conn, "reset_peer: the path resets the connection")
+        network = self.world.network
+        ends = [e for e in (conn.client, conn.server) if e is not None and not e.closed]
+        if conn in network.connections and ends:
+            network.reset_both_ends(conn, "reset_peer: the path resets the connection")
 
 
 class IdleTimeout(_EffectFault):
@@ -433,9 +455,16 @@ class IdleTimeout(_EffectFault):
         return f"flows idle for {self.timeout:g} s are forgotten ({what})"
 
     def start(self, world: World) -> None:
+        self._last, self._timers = {}, {}
         super().start(world)
         for conn in world.network.connections_between(self.a, self.b):
             self._touch(conn)
+
+    def forget(self, conn: TcpConnection) -> None:
+        timer = self._timers.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        self._last.pop(conn, None)
 
     def stop(self, world: World) -> None:
         for timer in self._timers.values():
@@ -553,7 +582,9 @@ class Suspend(_HostFault):
     """The whole machine sleeps (a laptop lid closed): processes and kernel stop.
 
     Nothing it is sent gets through (peers retransmit), nothing runs; when it wakes up,
-    retransmissions arrive and overdue timers fire at once.
+    retransmissions arrive and its processes' overdue timers fire at once. A model, not a
+    kernel: the sleeping host's own TCP timers keep counting in virtual time, so its
+    retransmissions may give up while it sleeps, where a real kernel's clock stops.
     """
 
     name = "suspend"

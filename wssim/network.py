@@ -146,6 +146,9 @@ class PathEffect:
     def established(self, conn: TcpConnection) -> None:
         """A connection across this path was just established."""
 
+    def forget(self, conn: TcpConnection) -> None:
+        """``conn`` is over: let go of anything kept about it."""
+
 
 class Segment:
     """What travels on the wire: a TCP segment, as much of it as the model needs."""
@@ -613,10 +616,13 @@ class SimTransport(asyncio.Transport):
             self._network.loop.call_soon(self._flush_unread)
 
     def _flush_unread(self) -> None:
+        if self._endpoint.host.frozen:
+            return
+        host = self._endpoint.host
         while self._unread and self._reading and not self._lost:
             segment = self._unread.popleft()
             self._unread_bytes -= len(segment.data)
-            self._receive(segment)
+            host.run_here(self._receive, segment)
         self._incoming().window_update()
 
     @property
@@ -625,14 +631,19 @@ class SimTransport(asyncio.Transport):
         return 0 if self._closing else self._unread_bytes
 
     def _deliver(self, segment: Segment) -> None:
-        """A segment arrived for this endpoint's application."""
+        """A segment arrived for this endpoint's application.
+
+        It waits in the kernel's receive buffer while the application does not read, or
+        while its process is frozen: there it takes room in the receive window.
+        """
         if self._lost:
             return
-        if not self._reading or self._unread:
+        host = self._endpoint.host
+        if not self._reading or self._unread or host.frozen:
             self._unread.append(segment)
             self._unread_bytes += len(segment.data)
             return
-        self._receive(segment)
+        host.run_here(self._receive, segment)
 
     def _receive(self, segment: Segment) -> None:
         if segment.kind == "DATA":
@@ -688,8 +699,13 @@ class SimTransport(asyncio.Transport):
     def _call_connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
-        self._lost = True
         ep = self._endpoint
+        if ep.host.frozen and ep.alive:
+            # The process learns it when it runs again, after reading what was queued
+            # before (Linux lets queued data be read before it reports a reset).
+            ep.host.run_here(self._call_connection_lost, exc)
+            return
+        self._lost = True
         self._network.pipe_closed(ep)
         if not ep.alive:
             return  # the process is dead: nobody is left to tell
@@ -961,9 +977,9 @@ class Network:
             if src.alive and segment.kind != "RST":
                 pipe.lost_in_flight(segment)
             return
-        if dst.host.frozen:
-            # The kernel takes it; the frozen process sees it when it runs again. Until
-            # then it keeps its room in the receive window.
+        if dst.host.frozen and dst.transport is None and segment.kind in ("DATA", "FIN"):
+            # The connection waits for a frozen process to accept it: what follows waits
+            # behind the accept, in order, and keeps its room in the receive window.
             dst.host.run_here(self._arrive, pipe, segment)
             return
         if segment.data:
@@ -987,7 +1003,7 @@ class Network:
         transport = dst.transport
         if segment.kind == "FIN":
             dst.fin_received = True
-        dst.host.run_here(transport._deliver, segment)
+        transport._deliver(segment)
 
     def construct(
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], endpoint: Endpoint
@@ -1053,6 +1069,9 @@ class Network:
         del self.connections[conn]
         for name in (conn.client.host.name, conn.target.name):
             self.by_host.get(name, {}).pop(conn, None)
+        if self.effects:
+            for effect in self.effects.get(self._pair(conn.client.host.name, conn.target.name), []):
+                effect.forget(conn)
         self.observer.forget(conn)
 
     # Listening
@@ -1239,6 +1258,20 @@ class Network:
                     endpoint.closed = True  # still connecting: nothing to close yet
                     continue
                 endpoint.transport._closed_by_os(power_lost=power_lost)
+
+    def transports_of(self, host: Host) -> list[SimTransport]:
+        """The transports of ``host``'s current processes, in the order of their connections."""
+        found = []
+        for conn in self.by_host.get(host.name, ()):
+            for endpoint in (conn.client, conn.server):
+                if (
+                    endpoint is not None
+                    and endpoint.host is host
+                    and endpoint.boot == host.boot
+                    and endpoint.transport is not None
+                ):
+                    found.append(endpoint.transport)
+        return found
 
     def power_off(self, host: Host) -> None:
         """``host`` loses power: its sockets vanish without a FIN or an RST."""

@@ -135,6 +135,7 @@ class Simulation:
         new = Link(
             current.latency if latency is None else latency,
             current.jitter if jitter is None else jitter,
+            current.bandwidth,
         )
         network.set_link(a, b, new)
         return new

@@ -175,8 +175,11 @@ class World:
         self.global_random_state = random.Random(seed).getstate()
         self.closed = False
         self.failures: list[ProcessFailed] = []
-        # Calls scheduled with Simulation.at, so that ending the world can cancel them.
-        self.scheduled: dict[asyncio.TimerHandle, None] = {}
+        # Calls scheduled with Simulation.at (and faults), by time, in the order scheduled;
+        # one timer per instant, which ending the world cancels.
+        self.scheduled: dict[
+            float, tuple[asyncio.TimerHandle, list[tuple[Callable[..., Any], tuple[Any, ...]]]]
+        ] = {}
 
     def process_done(self, host: Host, task: asyncio.Task[Any]) -> None:
         """A spawned process ended: keep its exception, if any, for :meth:`run` to raise."""
@@ -196,10 +199,21 @@ class World:
         self.loop.stop()
 
     def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` at ``t``; if it raises, the run stops as for a failed process."""
+        """Call ``fn(*args)`` at ``t``; if it raises, the run stops as for a failed process.
 
-        def call() -> None:
-            self.scheduled.pop(handle, None)
+        Calls due at the same instant run in the order they were scheduled (asyncio's timer
+        heap does not keep that order): a fault that ends at t ends before one that starts
+        at t, if it was injected first.
+        """
+        due = self.scheduled.get(t)
+        if due is None:
+            handle = self.loop.call_at(t, self._call_due, t, context=self.network.quiet)
+            due = self.scheduled[t] = (handle, [])
+        due[1].append((fn, args))
+
+    def _call_due(self, t: float) -> None:
+        _, calls = self.scheduled.pop(t)
+        for fn, args in calls:
             try:
                 fn(*args)
             except Exception as exc:
@@ -210,9 +224,6 @@ class World:
                 failure.__cause__ = exc
                 self.failures.append(failure)
                 self.loop.stop()
-
-        handle = self.loop.call_at(t, call)
-        self.scheduled[handle] = None
 
     def host(self, name: str) -> Host:
         existing = self.hosts.get(name)
@@ -240,7 +251,9 @@ class World:
     def crash_host(self, host: Host) -> None:
         if host.state is not HostState.UP:
             return
-        self.thaw_host(host, quietly=True)
+        # A frozen process dies without reading what waited for it: the OS then resets
+        # those connections (RST), as it does for any socket closed with unread data.
+        self.thaw_host(host, read=False)
         self.record("fault", "crash: every process dies; the OS closes their sockets", host.name)
         self.network.crash(host)
         host._kill_processes()
@@ -250,7 +263,7 @@ class World:
         """The power goes: processes stop, and nothing at all leaves the host any more."""
         if host.state is HostState.OFF:
             return
-        self.thaw_host(host, quietly=True)
+        self.thaw_host(host, read=False)
         self.record(
             "fault", "power loss: everything stops; nothing is sent, not even a FIN", host.name
         )
@@ -267,17 +280,25 @@ class World:
         host.frozen = True
         self.loop.freeze(host)
 
-    def thaw_host(self, host: Host, *, quietly: bool = False) -> None:
-        """Let a frozen host run again: what waited runs now, in order."""
+    def thaw_host(self, host: Host, *, quietly: bool = False, read: bool = True) -> None:
+        """Let a frozen host run again: what waited runs now, in the order it came.
+
+        First the data its kernel received (unless ``read`` is false: a process that dies
+        frozen never reads it), then the calls its process missed (accepts, connections
+        lost), then its tasks' own steps.
+        """
         if not host.frozen:
             return
         if not quietly:
             self.record("fault", "thaw: the processes run again", host.name)
         host.frozen = False
-        self.loop.thaw(host)
+        if read:
+            for transport in self.network.transports_of(host):
+                transport._flush_unread()
         deferred, host.deferred = host.deferred, []
         for fn, args in deferred:
-            self.loop.call_soon(host.run_here, fn, *args)
+            host.run_here(fn, *args)
+        self.loop.thaw(host)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
@@ -319,7 +340,7 @@ class World:
             return
         self.closed = True
         self.recorder.recording = False
-        for handle in self.scheduled:
+        for handle, _ in self.scheduled.values():
             handle.cancel()
         self.scheduled.clear()
         for host in self.hosts.values():
