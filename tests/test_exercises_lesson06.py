@@ -200,7 +200,7 @@ def idle_handler(*, timeout: float = 30, around_loop: bool = False, session: boo
                 await serve(websocket)
         except TimeoutError:
             await close_or_abort(websocket, 1001, "idle")
-        except websockets.ConnectionClosedOK:
+        except websockets.ConnectionClosed:
             pass
 
     return handler
