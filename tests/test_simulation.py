@@ -214,9 +214,10 @@ def test_a_forgotten_simulation_is_closed_when_collected() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"latency": -0.001}, "latency must be a finite number of seconds >= 0"),
-        ({"latency": float("nan")}, "latency must be a finite number"),
-        ({"jitter": -1}, "jitter must be a finite number of seconds >= 0"),
+        ({"latency": -0.001}, "latency must be a number of seconds from 0 to 86400"),
+        ({"latency": float("nan")}, "latency must be a number of seconds from 0 to 86400"),
+        ({"latency": 1e300}, "latency must be a number of seconds from 0 to 86400, got 1e"),
+        ({"jitter": -1}, "jitter must be a number of seconds from 0 to 86400"),
         ({"seed": "one"}, "seed must be an integer"),
     ],
 )
@@ -257,11 +258,62 @@ def test_faults_naming_unknown_hosts_are_refused() -> None:
             sim.link("nope", "client", latency=1)
 
 
-def test_bad_host_names_are_refused() -> None:
+def test_a_host_has_no_link_or_partition_with_itself() -> None:
     with wssim.Simulation() as sim:
-        for name in ("", "localhost", 42):
-            with pytest.raises(ValueError, match="name must be a non-empty host name"):
-                sim.host(name)  # type: ignore[arg-type]
+        sim.host("client")
+        for call in (sim.heal, sim.partition, sim.link):
+            with pytest.raises(ValueError, match="two different hosts, got 'client' twice"):
+                call("client", "client")
+        assert sim.trace.filter(kind="fault") == wssim.Trace([])
+
+
+def test_partition_and_heal_are_injections() -> None:
+    with wssim.Simulation() as sim:
+        sim.host("client")
+        sim.host("server")
+        with pytest.raises(ValueError, match="no partition between 'client' and 'server'"):
+            sim.heal("client", "server")
+        sim.partition("client", "server")
+        with pytest.raises(ValueError, match="overlaps"):
+            sim.partition("server", "client")
+        sim.run(until=2)
+        sim.heal("server", "client")
+        sim.run(until=3)
+        sim.partition("client", "server")  # a new one, after the first ended
+        trace = sim.run(until=4)
+    assert [(e.time, e.text) for e in trace.filter(kind="fault")] == [
+        (0.0, "partition client ↔ server"),
+        (2.0, "heal client ↔ server"),
+        (3.0, "partition client ↔ server"),
+    ]
+
+
+def test_a_partition_healed_early_does_not_heal_again_at_its_end() -> None:
+    with wssim.Simulation() as sim:
+        sim.host("client")
+        sim.host("server")
+        sim.inject(wssim.faults.Partition("client", "server"), at=1, duration=10)
+        sim.at(5, sim.heal, "client", "server")
+        trace = sim.run(until=20)
+    assert [(e.time, e.text) for e in trace.filter(kind="fault")] == [
+        (1.0, "partition client ↔ server"),
+        (5.0, "heal client ↔ server"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "localhost", 42, "my server", "server:8765", "a/b", "two\nlines", "-x", "x" * 64]
+)
+def test_bad_host_names_are_refused(name: object) -> None:
+    with wssim.Simulation() as sim:
+        with pytest.raises(ValueError, match="name must be a host name other than localhost"):
+            sim.host(name)  # type: ignore[arg-type]
+
+
+def test_host_names_may_have_dots_dashes_and_underscores() -> None:
+    with wssim.Simulation() as sim:
+        names = ["client-1", "lb.example", "edge_2", "A" * 63]
+        assert [sim.host(name).name for name in names] == names
 
 
 def test_links_have_their_own_latency() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import enum
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,6 +108,7 @@ class Host:
         Raises:
             ValueError: if the host has crashed (call :meth:`restart` first).
         """
+        _check_coroutine(coro)
         if self.state is not HostState.UP:
             coro.close()
             what = "has crashed" if self.state is HostState.CRASHED else "has no power"
@@ -150,7 +152,11 @@ class Host:
 
     def _adopt(self, task: asyncio.Task[Any]) -> None:
         self._tasks[task] = None
-        task.add_done_callback(self._tasks.pop)
+        task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        del self._tasks[task]
+        self._world.loop.task_ended(self, task)
 
     def crash(self) -> None:
         """Kill every process on this host now.
@@ -182,6 +188,22 @@ class Host:
             if not task.done():
                 task.cancel()
                 task.add_done_callback(_swallow)
+
+
+def _check_coroutine(coro: object) -> None:
+    """Refuse, at the call, what a task could never run."""
+    if inspect.iscoroutinefunction(coro):
+        name = getattr(coro, "__name__", "function")
+        raise TypeError(
+            f"spawn() takes a coroutine, got the function {name}: did you mean {name}()?"
+        )
+    if not asyncio.iscoroutine(coro):
+        raise TypeError(f"spawn() takes a coroutine, such as my_client(), got {coro!r}")
+    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+        raise ValueError(
+            f"the coroutine {coro.__qualname__}() has already run (it was awaited or spawned "
+            f"before): call the function again for a new one"
+        )
 
 
 def _swallow(task: asyncio.Task[Any]) -> None:

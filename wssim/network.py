@@ -69,6 +69,10 @@ window closes and the sender's bytes wait on its side."""
 EPHEMERAL_PORTS = 49152
 
 
+MAX_DELAY = 86_400.0
+"""The longest one-way latency or jitter a link may have: one day, in seconds."""
+
+
 @dataclass(frozen=True)
 class Link:
     """Properties of the path between two hosts.
@@ -93,9 +97,11 @@ class Link:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
-                or not (0 <= value < float("inf"))
+                or not (0 <= value <= MAX_DELAY)
             ):
-                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+                raise ValueError(
+                    f"{name} must be a number of seconds from 0 to {MAX_DELAY:g}, got {value!r}"
+                )
         bandwidth = self.bandwidth
         if bandwidth is not None and (
             isinstance(bandwidth, bool)

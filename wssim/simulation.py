@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
+import re
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wssim.faults import Fault
+from wssim.clock import MAX_TIME
+from wssim.faults import Fault, Partition
 from wssim.hosts import Host
 from wssim.network import LOOPBACK_NAMES, Link
 from wssim.params import seconds
 from wssim.trace import Trace
 from wssim.world import World
+
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
+"""What a host name may be: letters, digits, ``.``, ``_`` and ``-``, 63 characters at
+most, starting with a letter or a digit, as the names in a URI's authority are."""
 
 __all__ = ["Simulation"]
 
@@ -27,31 +33,46 @@ T = TypeVar("T")
 
 
 def call_outside_running_loop(fn: Callable[[], T]) -> T:
-    """Call ``fn()`` in this thread, or in a worker thread if an event loop runs here.
+    """Call ``fn()`` in this thread, with no event loop marked as running here.
 
-    A Jupyter kernel runs its own loop in the main thread; an asyncio loop cannot be run
-    from inside another one, so the simulation's loop runs in a thread while the caller
-    waits. Output printed by ``fn`` still appears in the cell.
+    A Jupyter kernel runs its own loop in the main thread, and asyncio refuses to run a
+    loop inside another one. The simulation's loop still runs in this thread, with the
+    kernel's loop set aside while it does: interrupting the cell (SIGINT, KeyboardInterrupt)
+    then stops the simulation where it is, even in a task that never awaits, and no other
+    thread ever shares the global ``random`` with it. (A worker thread could not be
+    interrupted, and kept running after the cell stopped.) The kernel's loop is blocked
+    for the call either way, as by any long cell.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    outer = asyncio._get_running_loop()  # the low-level form: no exception when there is none
+    if outer is None:
         return fn()
-    outcome: list[Any] = []
+    # These two are asyncio's documented hooks for event loop implementations.
+    asyncio._set_running_loop(None)
+    try:
+        return fn()
+    finally:
+        asyncio._set_running_loop(outer)
 
-    def target() -> None:
-        try:
-            outcome.append((True, fn()))
-        except BaseException as exc:
-            outcome.append((False, exc))
 
-    thread = threading.Thread(target=target, name="wssim")
-    thread.start()
-    thread.join()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]
+def _time(value: object, parameter: str) -> float:
+    """``value`` as a virtual time: seconds from 0 to :data:`~wssim.clock.MAX_TIME`."""
+    t = seconds(value, parameter)
+    if t > MAX_TIME:
+        raise ValueError(
+            f"{parameter} must be <= {MAX_TIME:g} seconds (virtual time ends after about "
+            f"31.7 years), got {value!r}"
+        )
+    return t
+
+
+@dataclass
+class _Injected:
+    """A fault injected into the simulation, and the span it covers."""
+
+    fault: Fault
+    start: float
+    end: float
+    ended: bool = False
 
 
 class Simulation:
@@ -77,14 +98,20 @@ class Simulation:
             raise ValueError(f"seed must be an integer, got {seed!r}")
         link = Link(latency, jitter)
         self._world = World(seed=seed, latency=link.latency)
-        self._injected: list[tuple[Fault, float, float]] = []
+        self._injected: list[_Injected] = []
+        self._interrupted_at: float | None = None
         self._world.network.default_link = link
         # Closing the world when the simulation is garbage-collected means no task is ever
         # destroyed while pending, even if nobody calls close().
         self._finalizer = weakref.finalize(self, call_outside_running_loop, self._world.shutdown)
 
     def __repr__(self) -> str:
-        state = "closed" if self._world.closed else f"t={self.now:g} s"
+        if self._interrupted_at is not None:
+            state = f"interrupted at t={self._interrupted_at:g} s"
+        elif self._world.closed:
+            state = "closed"
+        else:
+            state = f"t={self.now:g} s"
         return f"<Simulation seed={self.seed} {state} hosts={list(self._world.hosts)}>"
 
     def __enter__(self) -> Simulation:
@@ -108,9 +135,10 @@ class Simulation:
     def host(self, name: str) -> Host:
         """Return the host called ``name``, creating it on first use."""
         self._check_open()
-        if not isinstance(name, str) or not name or name in LOOPBACK_NAMES:
+        if not isinstance(name, str) or not HOST_NAME.fullmatch(name) or name in LOOPBACK_NAMES:
             raise ValueError(
-                f"name must be a non-empty host name other than localhost, got {name!r}"
+                f"name must be a host name other than localhost: 1 to 63 letters, digits, "
+                f"'.', '_' or '-', starting with a letter or a digit; got {name!r}"
             )
         return self._world.host(name)
 
@@ -126,8 +154,8 @@ class Simulation:
 
         New values apply to segments sent from now on.
         """
-        self._world.known_host(a, "a")
-        self._world.known_host(b, "b")
+        self._check_open()
+        self._two_hosts(a, b)
         network = self._world.network
         current = network.link(a, b)
         if latency is None and jitter is None:
@@ -149,7 +177,7 @@ class Simulation:
             ValueError: if ``t`` is not a finite time at or after now.
         """
         self._check_open()
-        t = seconds(t, "t")
+        t = _time(t, "t")
         if t < self.now:
             raise ValueError(f"t={t:g} is in the past: the simulation is at t={self.now:g} s")
         if not callable(fn):
@@ -173,14 +201,24 @@ class Simulation:
                 :meth:`at`, raised an exception; the run stops at that instant.
         """
         self._check_open()
+        self._check_outside("run")
         if until is not None:
-            until = seconds(until, "until")
+            until = _time(until, "until")
             if until < self.now:
                 raise ValueError(
                     f"until={until:g} is before now: the simulation is already at t={self.now:g} s"
                 )
         world = self._world
-        call_outside_running_loop(lambda: world.run(until))
+        try:
+            call_outside_running_loop(lambda: world.run(until))
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted (Ctrl-C, the kernel's stop button) wherever it was: the world's
+            # state is half-way through a step and cannot be resumed. End it now, so no task
+            # is left behind; run() already put back what it changed (random state, the
+            # collector's threshold, log capture).
+            self._interrupted_at = self.now
+            call_outside_running_loop(world.shutdown)
+            raise
         if world.failures:
             failure, *_ = world.failures
             world.failures.clear()
@@ -197,22 +235,31 @@ class Simulation:
     def partition(self, a: str, b: str) -> None:
         """Cut the network between hosts ``a`` and ``b`` in both directions, from now.
 
-        Segments sent meanwhile are retransmitted by TCP and arrive once the partition heals,
-        unless the sender gives up first (after 924.6 s of retransmissions, as Linux).
+        The same as ``inject(faults.Partition(a, b))``: segments sent meanwhile are
+        retransmitted by TCP and arrive once :meth:`heal` ends the partition, unless the
+        sender gives up first (after 924.6 s of retransmissions, as Linux).
         """
-        self._world.known_host(a, "a")
-        self._world.known_host(b, "b")
-        if a == b:
-            raise ValueError(f"a and b must be two different hosts, got {a!r} twice")
-        self._world.network.partition(a, b)
-        self._world.record("fault", f"partition {a} ↔ {b}", a)
+        self._check_open()
+        self._two_hosts(a, b)
+        # At once, not at the next turn of the loop: what the caller does next already
+        # meets the partition.
+        self._inject(Partition(a, b), None, None, immediately=True)
 
     def heal(self, a: str, b: str) -> None:
-        """End the partition between hosts ``a`` and ``b``."""
-        self._world.known_host(a, "a")
-        self._world.known_host(b, "b")
-        self._world.network.heal(a, b)
-        self._world.record("fault", f"heal {a} ↔ {b}", a)
+        """End, now, the partition between hosts ``a`` and ``b``.
+
+        Raises:
+            ValueError: if ``a`` and ``b`` are not partitioned now.
+        """
+        self._check_open()
+        self._two_hosts(a, b)
+        key = Partition(a, b).key
+        for injected in self._injected:
+            if injected.fault.key == key and not injected.ended and injected.start <= self.now:
+                injected.end = self.now
+                self._end(injected)
+                return
+        raise ValueError(f"there is no partition between {a!r} and {b!r} to heal now")
 
     def inject(
         self, fault: Fault, *, at: float | None = None, duration: float | None = None
@@ -231,12 +278,17 @@ class Simulation:
                 injected for an overlapping time (the same kind of fault on the same
                 hosts, or two faults on one host).
         """
+        self._inject(fault, at, duration, immediately=False)
+
+    def _inject(
+        self, fault: Fault, at: float | None, duration: float | None, *, immediately: bool
+    ) -> None:
         self._check_open()
         if not isinstance(fault, Fault):
             raise TypeError(f"fault must be a wssim.faults.Fault, got {fault!r}")
         for i, name in enumerate(fault.hosts):
             self._world.known_host(name, ("a", "b")[i] if len(fault.hosts) == 2 else "host")
-        start = self.now if at is None else seconds(at, "at")
+        start = self.now if at is None else _time(at, "at")
         if start < self.now:
             raise ValueError(f"at={start:g} is in the past: the simulation is at t={self.now:g} s")
         end = math.inf
@@ -245,17 +297,29 @@ class Simulation:
             if duration == 0:
                 raise ValueError("duration must be > 0 seconds (or None: for ever), got 0")
             end = start + duration
-        for other, other_start, other_end in self._injected:
-            if other.key == fault.key and start < other_end and other_start < end:
-                until = "for ever" if other_end == math.inf else f"until t={other_end:g}"
+        if end > MAX_TIME:
+            end = math.inf  # beyond the end of virtual time: for ever
+        for other in self._injected:
+            if other.fault.key == fault.key and start < other.end and other.start < end:
+                until = "for ever" if other.end == math.inf else f"until t={other.end:g}"
                 raise ValueError(
-                    f"{fault!r} overlaps {other!r}, injected from t={other_start:g} {until}: "
-                    f"they contradict each other"
+                    f"{fault!r} overlaps {other.fault!r}, injected from t={other.start:g} "
+                    f"{until}: they contradict each other"
                 )
-        self._injected.append((fault, start, end))
-        self._world.call_at(start, fault.start, self._world)
+        injected = _Injected(fault, start, end)
+        self._injected.append(injected)
+        if not immediately:
+            self._world.call_at(start, fault.start, self._world)
         if end != math.inf:
-            self._world.call_at(end, fault.stop, self._world)
+            self._world.call_at(end, self._end, injected)
+        if immediately:
+            fault.start(self._world)
+
+    def _end(self, injected: _Injected) -> None:
+        """End an injected fault, once (a healed partition's scheduled end does nothing)."""
+        if not injected.ended:
+            injected.ended = True
+            injected.fault.stop(self._world)
 
     # Trace
 
@@ -275,6 +339,7 @@ class Simulation:
 
         Idempotent. A simulation that is garbage-collected is closed the same way.
         """
+        self._check_outside("close")
         self._finalizer()
 
     @property
@@ -283,5 +348,25 @@ class Simulation:
         return self._world.closed
 
     def _check_open(self) -> None:
+        if self._interrupted_at is not None:
+            raise RuntimeError(
+                f"this simulation was interrupted at t={self._interrupted_at:g} s and has "
+                f"ended: create a new Simulation"
+            )
         if self._world.closed:
             raise RuntimeError("this simulation is closed: create a new Simulation")
+
+    def _check_outside(self, method: str) -> None:
+        """Refuse a call that only makes sense from outside the simulation's own code."""
+        if asyncio._get_running_loop() is self._world.loop:
+            raise RuntimeError(
+                f"sim.{method}() was called from code running inside this simulation; call "
+                f"it from the script or notebook cell that created the simulation (inside, "
+                f"`await asyncio.sleep(seconds)` lets virtual time pass)"
+            )
+
+    def _two_hosts(self, a: str, b: str) -> None:
+        self._world.known_host(a, "a")
+        self._world.known_host(b, "b")
+        if a == b:
+            raise ValueError(f"a and b must be two different hosts, got {a!r} twice")

@@ -135,6 +135,13 @@ class Trace(Sequence[Event]):
             raise ValueError(f"kind must be among {', '.join(KINDS)}; got {unknown}")
         if side is not None and side not in ("client", "server"):
             raise ValueError(f"side must be 'client' or 'server', got {side!r}")
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value != value
+            ):
+                raise ValueError(f"{name} must be a time in seconds, got {value!r}")
+        if contains is not None and not isinstance(contains, str):
+            raise ValueError(f"contains must be a string, got {contains!r}")
         return Trace(
             e
             for e in self._events
@@ -178,6 +185,8 @@ class Trace(Sequence[Event]):
             digits: decimals of the time column.
             **criteria: as for :meth:`filter`.
         """
+        if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 9:
+            raise ValueError(f"digits must be an integer from 0 to 9, got {digits!r}")
         events = self.filter(**criteria) if criteria else self
         rows = [(f"{e.time:.{digits}f}", e.conn, e.where, e.kind, e.text) for e in events]
         return Table(("time", "conn", "where", "kind", "event"), rows, right=(0,))

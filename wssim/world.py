@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import random
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import Context
 from typing import Any
@@ -27,6 +28,9 @@ __all__ = ["ProcessFailed", "SimLoop", "World"]
 
 GC_THRESHOLD = 20_000
 """The garbage collector's first threshold while a simulation runs (see World.run)."""
+
+_UNREFERENCED = 3
+"""sys.getrefcount of a task that only SimLoop._report_unhandled still holds."""
 
 SHUTDOWN_GRACE = 3600.0
 """Virtual seconds that killed processes get to unwind when a simulation ends."""
@@ -54,6 +58,46 @@ class SimLoop(VirtualClockLoop):
     def __init__(self) -> None:
         super().__init__()
         self._frozen: dict[Host, list[asyncio.Handle]] = {}
+        # Tasks on hosts (not processes) that ended with an exception nobody has retrieved
+        # yet: whoever awaits them may still do so later in the same instant.
+        self.unretrieved: list[tuple[Host, asyncio.Task[Any]]] = []
+        self.on_unhandled: Callable[[Host, asyncio.Task[Any]], None] | None = None
+
+    def task_ended(self, host: Host, task: asyncio.Task[Any]) -> None:
+        """A task on ``host`` ended: remember it if its exception is not retrieved yet."""
+        if not task.cancelled() and task._log_traceback:
+            self.unretrieved.append((host, task))
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.unretrieved and self._report_unhandled():
+            self.stop()  # stop at this instant, before time moves on
+            return
+        super()._wait(timeout)
+
+    def _report_unhandled(self) -> bool:
+        """At the end of an instant: report tasks whose exception nobody can retrieve.
+
+        asyncio says "Task exception was never retrieved" when such a task is garbage
+        collected, at a moment that depends on the collector. Here the same condition is
+        checked deterministically, when the instant ends: the exception is still
+        unretrieved and nothing but this list holds the task (a task kept in a variable or
+        a set may still be awaited later, and is checked again at the next instant).
+        """
+        reported = False
+        keep = []
+        for host, task in self.unretrieved:
+            if not task._log_traceback:
+                continue  # someone retrieved it
+            # References: the list's tuple, this loop's variable, getrefcount's argument.
+            if sys.getrefcount(task) > _UNREFERENCED:
+                keep.append((host, task))
+                continue
+            if self.on_unhandled is not None:
+                self.on_unhandled(host, task)
+            task.exception()  # reported here: asyncio need not log it again
+            reported = True
+        self.unretrieved = keep
+        return reported
 
     def freeze(self, host: Host) -> None:
         """Hold back every callback of ``host``'s code from now on."""
@@ -82,6 +126,27 @@ class SimLoop(VirtualClockLoop):
                 held.append(handle)
                 return handle
         return super().call_soon(callback, *args, context=context)
+
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Refused: virtual time cannot wait for a real thread.
+
+        The clock jumps as soon as every task waits, so a thread's result would arrive at
+        a virtual time that depends on the machine's speed, or after the simulation ended.
+        """
+        name = getattr(func, "__qualname__", None) or repr(func)
+        raise RuntimeError(
+            f"run_in_executor({name}) (or asyncio.to_thread) cannot be used in a "
+            f"simulation: virtual time does not wait for real threads, so the result would "
+            f"arrive at a random virtual time or never. Call {name} directly (it takes no "
+            f"virtual time), and `await asyncio.sleep(seconds)` if the work should take time."
+        )
+
+    def _describe_task(self, task: asyncio.Task[Any]) -> str:
+        hosts = [host.name for host in self.network.hosts.values() if task in host._tasks]
+        where = f" on host {hosts[0]!r}" if hosts else ""
+        return super()._describe_task(task) + where
 
     def create_task(  # type: ignore[override]
         self,
@@ -169,6 +234,7 @@ class World:
         self.recorder = Recorder(self.loop)
         self.network = Network(self.loop, self.recorder, seed=seed, latency=latency)
         self.loop.network = self.network
+        self.loop.on_unhandled = self.task_unhandled
         self.hosts = self.network.hosts
         # websockets draws reconnect delays and ping payloads from the global `random`:
         # give it a stream of its own, derived from the seed, kept across runs.
@@ -183,18 +249,27 @@ class World:
 
     def process_done(self, host: Host, task: asyncio.Task[Any]) -> None:
         """A spawned process ended: keep its exception, if any, for :meth:`run` to raise."""
-        if task.cancelled() or self.closed:
+        if task.cancelled():
             return
+        exc = task.exception()  # retrieved, even when ending: asyncio must not log it later
+        if exc is None or self.closed:
+            return
+        self._failed(host, task, exc, "process")
+
+    def task_unhandled(self, host: Host, task: asyncio.Task[Any]) -> None:
+        """A task a process started failed, and nothing can retrieve its exception any more."""
         exc = task.exception()
-        if exc is None:
-            return
+        if exc is not None and not self.closed:
+            self._failed(host, task, exc, "task")
+
+    def _failed(self, host: Host, task: asyncio.Task[Any], exc: BaseException, what: str) -> None:
         where = host.name
         failure = ProcessFailed(
-            f"process {task.get_name()!r} on host {where!r} failed at "
+            f"{what} {task.get_name()!r} on host {where!r} failed at "
             f"t={self.loop.time():g} s: {type(exc).__name__}: {exc}"
         )
         failure.__cause__ = exc
-        self.record("host", f"process {task.get_name()} failed: {type(exc).__name__}: {exc}", where)
+        self.record("host", f"{what} {task.get_name()} failed: {type(exc).__name__}: {exc}", where)
         self.failures.append(failure)
         self.loop.stop()
 
