@@ -69,6 +69,10 @@ class _VirtualSelector(selectors.BaseSelector):
         if ready:
             return ready
         assert self.loop is not None
+        if self.loop.interrupting:
+            # Between two rounds: every callback has run to its end, so the world is whole.
+            self.loop.interrupting = False
+            raise KeyboardInterrupt
         if timeout == 0:
             self.loop._same_instant()
         else:
@@ -98,6 +102,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._until_ns: int | None = None
         self._rounds = 0  # rounds of the loop at the current instant
         self.idle = False
+        self.interrupting = False
+        """Set (by a SIGINT handler) to raise KeyboardInterrupt at the next round."""
 
     def time(self) -> float:
         """Return the current virtual time, in seconds."""

@@ -7,18 +7,22 @@ creates belongs to the host whose code created it.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
+import functools
 import gc
 import random
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import Context
 from typing import Any
 
 import websockets.asyncio.client
 
-from wssim.clock import VirtualClockLoop
+from wssim.clock import MAX_TIME, VirtualClockLoop
 from wssim.hosts import Host, HostState, owner_of, running_on
 from wssim.network import Network, SimServer, SimTransport
 from wssim.recorder import Recorder
@@ -135,7 +139,7 @@ class SimLoop(VirtualClockLoop):
         The clock jumps as soon as every task waits, so a thread's result would arrive at
         a virtual time that depends on the machine's speed, or after the simulation ended.
         """
-        name = getattr(func, "__qualname__", None) or repr(func)
+        name = _callable_name(func)
         raise RuntimeError(
             f"run_in_executor({name}) (or asyncio.to_thread) cannot be used in a "
             f"simulation: virtual time does not wait for real threads, so the result would "
@@ -201,6 +205,16 @@ class SimLoop(VirtualClockLoop):
         raise NotImplementedError("name resolution happens inside the simulated network")
 
 
+def _callable_name(func: Any) -> str:
+    """The name of what is called, seen through asyncio.to_thread's wrapping."""
+    while isinstance(func, functools.partial):
+        if isinstance(getattr(func.func, "__self__", None), Context) and func.args:
+            func = func.args[0]  # to_thread calls context.run(func, ...)
+        else:
+            func = func.func
+    return str(getattr(func, "__qualname__", None) or type(func).__name__)
+
+
 def _no_proxy_in_simulations(get_proxy: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap websockets' proxy lookup so that proxy variables never apply in a simulation.
 
@@ -223,6 +237,53 @@ def _no_proxy_in_simulations(get_proxy: Callable[..., Any]) -> Callable[..., Any
 
 
 websockets.asyncio.client.get_proxy = _no_proxy_in_simulations(websockets.asyncio.client.get_proxy)
+
+
+FORCE_INTERRUPT_AFTER = 0.5
+"""Real seconds after Ctrl-C before the interrupt is forced into whatever code runs."""
+
+
+@contextlib.contextmanager
+def _interrupts_between_rounds(loop: VirtualClockLoop) -> Iterator[None]:
+    """Make Ctrl-C (SIGINT, a kernel's stop button) stop the loop between two rounds.
+
+    A KeyboardInterrupt raised at whatever line happens to run could land inside
+    websockets' parser or the simulated TCP and leave them half-updated; between two rounds
+    of the loop, everything is whole. Code that never returns to the loop (``while True:
+    pass``) is interrupted where it is, after :data:`FORCE_INTERRUPT_AFTER` seconds or at a
+    second Ctrl-C. Only in the main thread, and only where Python's own handler is set
+    (a program with its own SIGINT handler keeps it).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    force: threading.Timer | None = None
+    done = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal force
+        if done:
+            return  # the forcing timer fired just as the run ended
+        if force is not None:
+            raise KeyboardInterrupt
+        loop.interrupting = True
+        force = threading.Timer(FORCE_INTERRUPT_AFTER, _thread.interrupt_main)
+        force.daemon = True
+        force.start()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        done = True
+        loop.interrupting = False
+        if force is not None:
+            force.cancel()
+            force.join()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class World:
@@ -393,7 +454,8 @@ class World:
         gc.set_threshold(max(saved_gc[0], GC_THRESHOLD), *saved_gc[1:])
         self.recorder.start_capture()
         try:
-            yield
+            with _interrupts_between_rounds(self.loop):
+                yield
         finally:
             self.recorder.stop_capture()
             gc.set_threshold(*saved_gc)
@@ -435,5 +497,5 @@ class World:
                 break
             for task in pending:
                 task.cancel()
-            self.loop.run_until(self.loop.time() + SHUTDOWN_GRACE)
+            self.loop.run_until(min(self.loop.time() + SHUTDOWN_GRACE, MAX_TIME))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
