@@ -16,7 +16,8 @@ import pytest
 
 import wssim
 from tests.helpers import echo_server
-from wssim.clock import MAX_TIME, TimeStuck
+from wssim import TimeStuck
+from wssim.clock import MAX_TIME
 
 DAY = 86_400
 

@@ -13,6 +13,7 @@ The real ``websockets`` library, running over a simulated network in virtual tim
 from __future__ import annotations
 
 from wssim import closecodes, faults, lifecycle
+from wssim.clock import TimeStuck
 from wssim.hosts import Host, HostState, current_host
 from wssim.network import Link
 from wssim.simulation import Simulation
@@ -28,6 +29,7 @@ __all__ = [
     "ProcessFailed",
     "Simulation",
     "Table",
+    "TimeStuck",
     "Trace",
     "closecodes",
     "current_host",

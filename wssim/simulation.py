@@ -1,8 +1,8 @@
 """The public face of a simulation: hosts, faults, a clock, and a trace.
 
 A :class:`Simulation` owns a world (loop, network, hosts). It runs the world in virtual
-time, from a script or from a Jupyter cell: a kernel already runs an event loop in its
-thread, so there the world runs in a worker thread while the cell waits for it.
+time, from a script or from a Jupyter cell (whose kernel's own loop is set aside while the
+world runs, in the same thread).
 """
 
 from __future__ import annotations
