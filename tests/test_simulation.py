@@ -305,9 +305,11 @@ def test_a_partition_healed_early_does_not_heal_again_at_its_end() -> None:
     "name", ["", "localhost", 42, "my server", "server:8765", "a/b", "two\nlines", "-x", "x" * 64]
 )
 def test_bad_host_names_are_refused(name: object) -> None:
-    with wssim.Simulation() as sim:
-        with pytest.raises(ValueError, match="name must be a host name other than localhost"):
-            sim.host(name)  # type: ignore[arg-type]
+    with (
+        wssim.Simulation() as sim,
+        pytest.raises(ValueError, match="name must be a host name other than localhost"),
+    ):
+        sim.host(name)  # type: ignore[arg-type]
 
 
 def test_host_names_may_have_dots_dashes_and_underscores() -> None:
