@@ -15,6 +15,8 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from wssim.trace import HostEvent
+
 if TYPE_CHECKING:
     from wssim.world import World
 
@@ -172,7 +174,7 @@ class Host:
         self.state = HostState.UP
         self.boot += 1
         self._context = self._new_context()
-        self._world.record_host_event(self, "restart")
+        self._world.record_host_event(self, HostEvent.RESTART)
         for factory, args, name in self._services:
             self.spawn(factory(*args), name=name)
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wssim.hosts import Host, HostState, current_host, running_on
+from wssim.trace import FaultInfo, Tcp
 
 if TYPE_CHECKING:
     from wssim.clock import VirtualClockLoop
@@ -117,6 +118,7 @@ class NetworkObserver(Protocol):
         side: str,
         host: str,
         text: str,
+        detail: Tcp | FaultInfo,
         *,
         peer: str = "",
         arrives: float | None = None,
@@ -148,6 +150,10 @@ class PathEffect:
 
     def forget(self, conn: TcpConnection) -> None:
         """``conn`` is over: let go of anything kept about it."""
+
+
+# What the trace calls each kind of segment a pipe sends (DATA is decoded, ACK left out).
+_SEGMENTS = {"SYN-ACK": Tcp.SYN_ACK, "FIN": Tcp.FIN, "RST": Tcp.RST}
 
 
 class Segment:
@@ -267,6 +273,7 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 segment.kind,
+                _SEGMENTS[segment.kind],
                 peer=self.dst.host.name,
                 arrives=arrives,
             )
@@ -308,6 +315,7 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 f"retransmission ({size} bytes)",
+                Tcp.RETRANSMISSION,
                 peer=self.dst.host.name,
                 arrives=arrives,
             )
@@ -322,6 +330,7 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 f"gave up retransmitting after {now - self.stuck_since:g} s: connection timed out",
+                Tcp.TIMED_OUT,
             )
             self.src.closed = True
             if self.src.transport is not None:
@@ -363,6 +372,7 @@ class Pipe:
                 self.dst.host.name,
                 f"receive buffer full ({receiver.unread_bytes} bytes unread): "
                 f"zero window, the sender waits",
+                Tcp.WINDOW_FULL,
             )
         if self.waiting is None:
             self.waiting = deque()
@@ -392,7 +402,11 @@ class Pipe:
         if self.window_reported:
             self.window_reported = False
             self.network.observer.tcp(
-                self.conn, self.dst.side, self.dst.host.name, "window open: the sender resumes"
+                self.conn,
+                self.dst.side,
+                self.dst.host.name,
+                "window open: the sender resumes",
+                Tcp.WINDOW_OPEN,
             )
         while self.waiting:
             segment = self.waiting[0]
@@ -1031,6 +1045,7 @@ class Network:
             endpoint.side,
             endpoint.host.name,
             "RST",
+            Tcp.RST,
             peer=pipe.dst.host.name,
             arrives=arrives,
         )
@@ -1041,16 +1056,16 @@ class Network:
         endpoint.closed = True
         endpoint.conn.pipe_from(endpoint).drop()
         self.observer.tcp(
-            endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer"
+            endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer", Tcp.RESET
         )
         if endpoint.transport is not None:
             endpoint.transport._lose(
                 ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
             )
 
-    def reset_both_ends(self, conn: TcpConnection, why: str) -> None:
-        """Something on the path resets ``conn``: both ends receive an RST now."""
-        self.observer.tcp(conn, "client", conn.client.host.name, why)
+    def reset_both_ends(self, conn: TcpConnection, why: str, cause: FaultInfo) -> None:
+        """Something on the path (``cause``) resets ``conn``: both ends receive an RST now."""
+        self.observer.tcp(conn, "client", conn.client.host.name, why, cause)
         for endpoint in (conn.client, conn.server):
             if endpoint is not None:
                 self._reset_arrived(endpoint)
@@ -1102,7 +1117,9 @@ class Network:
         self.listeners[(here.name, port)] = server
         if start_serving:
             server._serving = True
-        self.observer.tcp(None, "server", here.name, f"listening on {here.name}:{port}")
+        self.observer.tcp(
+            None, "server", here.name, f"listening on {here.name}:{port}", Tcp.LISTENING
+        )
         return server
 
     def unlisten(self, server: SimServer) -> None:
@@ -1148,18 +1165,25 @@ class Network:
         target, port = conn.target, conn.target_port
         client = conn.client
         if attempt == len(SYN_RETRY_DELAYS):
-            self.observer.tcp(conn, "client", client.host.name, "connect timed out (no SYN-ACK)")
+            self.observer.tcp(
+                conn, "client", client.host.name, "connect timed out (no SYN-ACK)", Tcp.CONNECT_TIMEOUT
+            )
             established.set_exception(
                 TimeoutError(errno.ETIMEDOUT, f"Connect call failed ({target.name!r}, {port})")
             )
             return
-        text = "SYN" if attempt == 0 else f"SYN (retransmission {attempt})"
+        if attempt == 0:
+            text, what = "SYN", Tcp.SYN
+        else:
+            text, what = f"SYN (retransmission {attempt})", Tcp.SYN_RETRANSMISSION
         link = self.link(client.host.name, target.name)
         arrives: float | None = None
         if self.reachable(client.host, target):
             arrives = self.loop.time() + link.latency
             self.call_at(arrives, conn.index, 0, self._syn_arrived, conn)
-        self.observer.tcp(conn, "client", client.host.name, text, peer=target.name, arrives=arrives)
+        self.observer.tcp(
+            conn, "client", client.host.name, text, what, peer=target.name, arrives=arrives
+        )
         self.loop.call_later(
             SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1, context=self.quiet
         )
@@ -1178,6 +1202,7 @@ class Network:
                 "server",
                 target.name,
                 "RST",
+                Tcp.RST,
                 peer=client.host.name,
                 arrives=self.loop.time() + back,
             )
@@ -1196,7 +1221,7 @@ class Network:
         target, port = conn.target, conn.target_port
         if established.done() or not conn.client.alive:
             return
-        self.observer.tcp(conn, "client", conn.client.host.name, "connection refused")
+        self.observer.tcp(conn, "client", conn.client.host.name, "connection refused", Tcp.REFUSED)
         established.set_exception(
             ConnectionRefusedError(
                 errno.ECONNREFUSED, f"Connect call failed ({target.name!r}, {port})"
@@ -1211,7 +1236,7 @@ class Network:
             return
         if not conn.client.alive:
             return
-        self.observer.tcp(conn, "client", conn.client.host.name, "connected")
+        self.observer.tcp(conn, "client", conn.client.host.name, "connected", Tcp.CONNECTED)
         established.set_result(None)
 
     def _ack_arrived(self, conn: TcpConnection) -> None:
@@ -1224,7 +1249,7 @@ class Network:
         if not listener.accepting or not server.alive:
             self.send_reset(server)
             return
-        self.observer.tcp(conn, "server", server.host.name, "accepted")
+        self.observer.tcp(conn, "server", server.host.name, "accepted", Tcp.ACCEPTED)
         server.host.run_here(listener._accept, server)
         if self.effects:
             for effect in self.effects.get(self._pair(conn.client.host.name, server.host.name), []):
