@@ -332,10 +332,11 @@ def test_partition_pairs_with_heal_and_an_unhealed_one_lasts_to_the_end() -> Non
         trace = sim.run(until=10)
 
     started = FaultInfo(cut, Phase.START)
+    text = "partition client ↔ server"
     assert faults(trace) == [
-        FaultSpan("partition", "partition client ↔ server", "client", 1.0, 3.0, True, False, started),
-        FaultSpan("partition", "partition client ↔ server", "client", 5.0, 6.0, False, False, started),
-    ]  # fmt: skip
+        FaultSpan("partition", text, "client", 1.0, 3.0, True, False, started),
+        FaultSpan("partition", text, "client", 5.0, 6.0, False, False, started),
+    ]
     assert faults(trace, until=10)[1].end == 10
     assert faults(trace)[0].duration == 2.0
     assert faults(trace)[0].hosts == ("client", "server")

@@ -432,9 +432,7 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
 def _span(
     event: Event, info: FaultInfo, end: float, *, ended: bool = False, instant: bool = False
 ) -> FaultSpan:
-    return FaultSpan(
-        info.fault.name, event.text, event.host, event.time, end, ended, instant, info
-    )
+    return FaultSpan(info.fault.name, event.text, event.host, event.time, end, ended, instant, info)
 
 
 def summary(trace: Trace | Iterable[Event], *, conns: Iterable[str] | None = None) -> Table:

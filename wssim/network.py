@@ -1165,9 +1165,8 @@ class Network:
         target, port = conn.target, conn.target_port
         client = conn.client
         if attempt == len(SYN_RETRY_DELAYS):
-            self.observer.tcp(
-                conn, "client", client.host.name, "connect timed out (no SYN-ACK)", Tcp.CONNECT_TIMEOUT
-            )
+            text = "connect timed out (no SYN-ACK)"
+            self.observer.tcp(conn, "client", client.host.name, text, Tcp.CONNECT_TIMEOUT)
             established.set_exception(
                 TimeoutError(errno.ETIMEDOUT, f"Connect call failed ({target.name!r}, {port})")
             )

@@ -624,9 +624,7 @@ def sequence(
     conn_faults = [
         f
         for f in faults(trace, until=last)
-        if f.end >= first
-        and f.start <= last
-        and _touches(f, {h for h in hosts.values() if h})
+        if f.end >= first and f.start <= last and _touches(f, {h for h in hosts.values() if h})
     ]
     knots = {first, last}
     knots.update(a.time for a in arrows)

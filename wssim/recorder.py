@@ -41,18 +41,21 @@ _SENT, _RECEIVED, _STATE = "> %s", "< %s", "= connection is %s"
 _STATES = {state.name: state for state in WsState}
 
 
-def _log_detail(msg: object, args: tuple[object, ...], text: str) -> Detail:
-    """The detail of a websockets log line, from its format, arguments and text."""
+_NOTHING: tuple[Detail, int | None] = (None, None)
+
+
+def _log_detail(msg: object, args: tuple[object, ...], text: str) -> tuple[Detail, int | None]:
+    """The detail of a websockets log line and its close code, from its format, arguments
+    and text."""
     if not args:
-        return None
+        return _NOTHING
     if msg == _STATE:
-        return _STATES.get(args[0])  # type: ignore[call-overload]
+        return _STATES.get(args[0]), None  # type: ignore[call-overload]
     frame = args[0]
-    if isinstance(frame, Frame) and (msg == _SENT or msg == _RECEIVED):
+    if isinstance(frame, Frame) and msg in (_SENT, _RECEIVED):
         # The text is "> " and websockets' description, which ends with the size.
-        info, _code = frame_info(frame, None, None, text.rindex(" ["), sent=msg == _SENT)
-        return info
-    return None
+        return frame_info(frame, None, None, text.rindex(" ["), sent=msg == _SENT)
+    return _NOTHING
 
 
 def _round(t: float) -> float:
@@ -233,11 +236,11 @@ class Recorder(logging.Filter):
             exc = record.exc_info[1]
             text += f" ({type(exc).__name__}: {exc})"
         args = record.args
-        detail = _log_detail(record.msg, args, text) if isinstance(args, tuple) else None
-        self.add(
-            Event(self.now(), "log", text, host=host.name, conn=conn, side=side, detail=detail),
-            index,
+        detail, code = _log_detail(record.msg, args, text) if isinstance(args, tuple) else _NOTHING
+        event = Event(
+            self.now(), "log", text, host=host.name, conn=conn, side=side, code=code, detail=detail
         )
+        self.add(event, index)
         return False
 
 
@@ -267,10 +270,11 @@ class EndpointLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             text += f" ({type(exc).__name__}: {exc})"
         endpoint = self._endpoint
         recorder = self._recorder
+        detail, code = _log_detail(msg, args, text)
         recorder.add(
             Event(
                 recorder.now(), "log", text, host=endpoint.host.name,
-                conn=endpoint.conn.id, side=endpoint.side, detail=_log_detail(msg, args, text),
+                conn=endpoint.conn.id, side=endpoint.side, code=code, detail=detail,
             ),
             endpoint.conn.index,
         )  # fmt: skip

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from wssim.lifecycle import endpoints
 from wssim.resources import Ledger, connections_open
-from wssim.trace import Table, Trace
+from wssim.trace import Table, Tcp, Trace
 
 __all__ = [
     "Line",
@@ -243,7 +243,7 @@ def attempts_per_second(
     senders = None if hosts is None else set(hosts)
     counts = [0] * max(1, math.ceil(until - since))
     for event in trace.filter(kind="tcp", side="client", since=since - 60, until=until):
-        if event.text != "SYN" or event.peer != server or event.arrives is None:
+        if event.detail is not Tcp.SYN or event.peer != server or event.arrives is None:
             continue
         if senders is not None and event.host not in senders:
             continue

@@ -36,6 +36,7 @@ from websockets.protocol import State as WsState
 
 __all__ = [
     "KINDS",
+    "MAX_DATA",
     "ClosedInfo",
     "Detail",
     "Event",
@@ -272,7 +273,8 @@ class Event:
         side: ``"client"`` or ``"server"``: which end of ``conn`` this is about.
         arrives: for things sent on the wire, when they reach ``peer`` (None: lost or
             waiting for retransmission).
-        code: the close code (``closed`` events, CLOSE frames) or the HTTP status.
+        code: the close code (``closed`` events, CLOSE frames on the wire or logged) or the
+            HTTP status of a response.
         detail: what code reads instead of the text (see :data:`Detail`).
     """
 
