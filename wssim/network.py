@@ -322,7 +322,7 @@ class Pipe:
             if self.src.transport is not None:
                 self.src.transport._update_flow_control()
             return
-        if now - self.stuck_since >= net.tcp_user_timeout - 1e-9:
+        if now - self.stuck_since >= TCP_USER_TIMEOUT - 1e-9:
             self.stuck = None
             self.stuck_bytes = 0
             net.observer.tcp(
@@ -337,7 +337,7 @@ class Pipe:
                 self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, "Connection timed out"))
             return
         self.rto = min(self.rto * 2, RTO_MAX)
-        delay = min(self.rto, self.stuck_since + net.tcp_user_timeout - now)
+        delay = min(self.rto, self.stuck_since + TCP_USER_TIMEOUT - now)
         self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit, context=net.quiet)
 
     def sent(self, size: int) -> None:
@@ -354,7 +354,7 @@ class Pipe:
         """Bytes the receiver's window takes now."""
         receiver = self.dst.transport
         unread = receiver.unread_bytes if receiver is not None else 0
-        return self.network.receive_buffer - self.in_flight - unread
+        return RECEIVE_BUFFER - self.in_flight - unread
 
     def _wait_for_window(self, segment: Segment) -> None:
         net = self.network
@@ -362,7 +362,7 @@ class Pipe:
         if (
             not self.window_reported
             and receiver is not None
-            and receiver.unread_bytes >= net.receive_buffer // 2
+            and receiver.unread_bytes >= RECEIVE_BUFFER // 2
         ):
             # The reader is behind (not just the wire full): worth a line in the trace.
             self.window_reported = True
@@ -549,7 +549,7 @@ class SimTransport(asyncio.Transport):
             return
         pipe = self._pipe()
         pipe.send(Segment("DATA", bytes(data)))
-        if pipe.buffered_bytes > self._network.send_buffer:
+        if pipe.buffered_bytes > SEND_BUFFER:
             # Only bytes beyond the kernel's buffer count: most writes leave none.
             self._update_flow_control()
 
@@ -601,7 +601,7 @@ class SimTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes waiting beyond what the kernel's send buffer holds."""
-        return max(0, self._pipe().buffered_bytes - self._network.send_buffer)
+        return max(0, self._pipe().buffered_bytes - SEND_BUFFER)
 
     def _update_flow_control(self) -> None:
         if self._lost:
@@ -841,9 +841,6 @@ class Network:
         self.connections: dict[TcpConnection, None] = {}
         # The same connections by the hosts at their ends, so that a crash visits only its own.
         self.by_host: dict[str, dict[TcpConnection, None]] = {}
-        self.tcp_user_timeout = TCP_USER_TIMEOUT
-        self.send_buffer = SEND_BUFFER
-        self.receive_buffer = RECEIVE_BUFFER
         # Faults acting on the path between two hosts (slicer, slow close...), by host pair.
         self.effects: dict[tuple[str, str], list[PathEffect]] = {}
         # The network's own timers run in an empty context: they belong to no host, so a

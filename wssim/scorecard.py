@@ -149,14 +149,6 @@ class MessageLog:
         """Every stream, in the order first seen."""
         return list(dict.fromkeys([*self._sent, *self._delivered]))
 
-    def sent_ids(self, stream: Hashable) -> list[Hashable]:
-        """The ids sent on ``stream``, in order."""
-        return list(self._sent.get(stream, {}))
-
-    def delivered_ids(self, stream: Hashable) -> list[Hashable]:
-        """The ids delivered on ``stream``, in order, duplicates included."""
-        return list(self._delivered.get(stream, []))
-
     def lost_ids(self, stream: Hashable) -> list[Hashable]:
         """The ids sent on ``stream`` and never delivered, in the order sent."""
         delivered = set(self._delivered.get(stream, []))
