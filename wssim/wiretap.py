@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.exceptions import WebSocketException
 from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -203,8 +204,9 @@ class DirectionTap:
         # websockets ends its description with the size in brackets; the tap knows its
         # own sentence, so it says where the frame's description ends for the plots.
         head = text.rindex(" [")
-        irregular = ", ".join(n for n in notes if not n.startswith("compressed"))
+        irregular = ""
         if notes:
+            irregular = ", ".join(n for n in notes if not n.startswith("compressed"))
             text += f" ({', '.join(notes)})"
         info, code = frame_info(frame, wire_size, masked, head, irregular)
         return Decoded("frame", text, code=code, frame=info)
@@ -265,7 +267,17 @@ def frame_info(
                 code = 1005  # RFC 6455, 7.1.5: no status code was present
         except (WebSocketException, UnicodeDecodeError, ValueError):
             code = None
-    info = FrameInfo(
-        opcode, len(frame.data), wire_size, frame.fin, masked, data, reason, sent, head, notes
-    )
+    key = (opcode, len(frame.data), wire_size, frame.fin, masked, data, reason, sent, head, notes)
+    info = _INTERNED.get(key)
+    if info is None:
+        if len(_INTERNED) >= _INTERNED_MAX:
+            _INTERNED.clear()
+        info = _INTERNED[key] = FrameInfo(*key)
     return info, code
+
+
+# Frames repeat (every keepalive PING of a connection is described alike): equal details
+# are shared, as they are immutable, which saves an allocation per frame on the hot path
+# and memory in long traces. Bounded, so that distinct messages are not all kept.
+_INTERNED: dict[tuple[Any, ...], FrameInfo] = {}
+_INTERNED_MAX = 4096
