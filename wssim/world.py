@@ -255,12 +255,14 @@ class World:
         self.record("host", what.value, host.name, what)
 
     def crash_host(self, host: Host, cause: Fault | None = None) -> None:
+        """Kill the host's processes; ``cause`` is the fault recorded (default: a crash)."""
         if host.state is not HostState.UP:
             return
         # A frozen process dies without reading what waited for it: the OS then resets
         # those connections (RST), as it does for any socket closed with unread data.
         self.thaw_host(host, read=False)
-        (cause or Crash(host.name)).record(self, Phase.START)
+        if self.recorder.recording:  # not while the world shuts down, host by host
+            (cause or Crash(host.name)).record(self, Phase.START)
         self.network.crash(host)
         host._kill_processes()
         host.state = HostState.CRASHED
