@@ -35,6 +35,7 @@ from typing import Any
 from _common import add_common_arguments, emit, measure
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
+from websockets.frames import Opcode
 
 import wssim
 
@@ -71,10 +72,15 @@ def scenario(hours: float) -> dict[str, Any]:
     assert not trace.filter(kind="closed"), trace.filter(kind="closed").table()
     # Each side's connection opens with the 101 response: the server when it sends it, the
     # client when it arrives (read from the wire, so the check holds without the log).
-    [response] = trace.filter(kind="http", side="server", contains="101")
+    [response] = [e for e in trace.filter(kind="http", side="server") if e.code == 101]
     opened = {"server": response.time, "client": response.arrives}
-    pings = {side: trace.filter(kind="frame", side=side, contains="PING") for side in opened}
-    pongs = {side: trace.filter(kind="frame", side=side, contains="PONG") for side in opened}
+
+    def frames(side: str, opcode: Opcode) -> list[wssim.Event]:
+        sent = trace.filter(kind="frame", side=side)
+        return [e for e in sent if e.frame is not None and e.frame.opcode is opcode]
+
+    pings = {side: frames(side, Opcode.PING) for side in opened}
+    pongs = {side: frames(side, Opcode.PONG) for side in opened}
     expected = {}
     for side, t_open in opened.items():
         # Round to the microsecond, as the trace does, before flooring.

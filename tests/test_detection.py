@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib.pyplot as plt
 import pytest
+from websockets.frames import Opcode
 
 from wssim import faults
 from wssim.detection import (
@@ -23,54 +26,74 @@ from wssim.detection import (
     sweep_table,
 )
 from wssim.heartbeat import NO_HEARTBEAT, STACKS, Heartbeat, Side, Stack
-from wssim.trace import Event, Trace
+from wssim.trace import Event, FrameInfo, Tcp, Trace
 
 
-def frame(text: str, side: str = "server") -> Event:
-    return Event(1.0, "frame", text, host=side, peer="x", conn="c1", side=side, arrives=1.01)
+def frame(
+    opcode: Opcode, wire_size: int, *, masked: bool = False, data: str | None = None
+) -> Event:
+    info = FrameInfo(opcode, wire_size, wire_size, masked=masked, data=data)
+    return Event(1.0, "frame", f"{opcode.name} ...", host="h", peer="x", arrives=1.01, detail=info)
 
 
 # Bytes on the wire
 
 
 @pytest.mark.parametrize(
-    ("text", "side", "size"),
+    ("event", "size"),
     [
-        ("PING 6b aa 94 55 [binary, 4 bytes]", "server", 2 + 4),
-        ("PONG 6b aa 94 55 [binary, 4 bytes]", "client", 2 + 4 + 4),  # masked
-        ("PING '' [0 bytes]", "server", 2),
-        ("TEXT 'hello' [5 bytes] (compressed to 7 bytes)", "client", 2 + 4 + 7),
-        ("TEXT 'x' [1 byte]", "server", 3),
-        (f"BINARY {'00 ' * 3}00 [binary, 200 bytes]", "server", 2 + 2 + 200),
-        ("BINARY 00 [binary, 70000 bytes]", "server", 2 + 8 + 70000),
-        ("TEXT 'a [1 bytes]' [11 bytes]", "server", 2 + 11),
-        ("TEXT 'hi' [2 bytes, continued]", "server", 4),
-        ("TEXT 'hi' [2 bytes] (unmasked)", "client", 4),
-        ("TEXT 'hi' [2 bytes] (masked)", "server", 8),
+        (frame(Opcode.PING, 4), 2 + 4),
+        (frame(Opcode.PONG, 4, masked=True), 2 + 4 + 4),
+        (frame(Opcode.PING, 0), 2),
+        (frame(Opcode.TEXT, 1), 3),
+        (frame(Opcode.BINARY, 125), 2 + 125),
+        (frame(Opcode.BINARY, 126), 2 + 2 + 126),
+        (frame(Opcode.BINARY, 65535, masked=True), 2 + 2 + 65535 + 4),
+        (frame(Opcode.BINARY, 70000), 2 + 8 + 70000),
     ],
 )
-def test_frame_size_adds_the_header_to_the_payload(text: str, side: str, size: int) -> None:
-    assert frame_size(frame(text, side)) == size
+def test_frame_size_adds_the_header_to_the_payload(event: Event, size: int) -> None:
+    assert frame_size(event) == size
 
 
-def test_frame_size_refuses_what_is_not_a_frame() -> None:
-    with pytest.raises(ValueError, match="event must be a frame with a size"):
-        frame_size(Event(1.0, "tcp", "FIN"))
+def test_frame_size_counts_the_compressed_payload() -> None:
+    info = FrameInfo(Opcode.TEXT, 5, 7, masked=True, data="hello")
+    event = Event(1.0, "frame", "TEXT 'hello' [5 bytes] (compressed to 7 bytes)", detail=info)
+    assert frame_size(event) == 2 + 7 + 4
+
+
+def test_frame_size_refuses_what_is_not_a_frame_on_the_wire() -> None:
+    with pytest.raises(ValueError, match="event must be a frame on the wire"):
+        frame_size(Event(1.0, "tcp", "FIN", detail=Tcp.FIN))
+    logged = Event(1.0, "log", "> TEXT 'hi' [2 bytes]", detail=FrameInfo(Opcode.TEXT, 2, None))
+    with pytest.raises(ValueError, match="event must be a frame on the wire"):
+        frame_size(logged)
+
+
+def test_frame_size_reads_what_the_wire_tap_saw() -> None:
+    trace = run_stack(STACKS["websockets"], until=21)
+    sizes = {e.side: frame_size(e) for e in trace.filter(kind="frame", contains="PING")}
+    assert sizes == {"server": 2 + 4, "client": 2 + 4 + 4}
 
 
 def test_heartbeat_bytes_counts_pings_pongs_and_heartbeat_messages_only() -> None:
+    def at(t: float, event: Event) -> Event:
+        return dataclasses.replace(event, time=t)
+
     trace = Trace(
         [
-            Event(1.0, "frame", "PING 01 02 03 04 [binary, 4 bytes]", side="server"),
-            Event(1.0, "frame", "TEXT 'news' [4 bytes]", side="server"),
-            Event(2.0, "frame", """TEXT '{"type": "ping"}' [16 bytes]""", side="client"),
-            Event(2.0, "frame", "TEXT 7b 22 74 1e [binary, 4 bytes]", side="client"),
-            Event(3.0, "frame", "PONG 01 02 03 04 [binary, 4 bytes]", side="client"),
+            at(1.0, frame(Opcode.PING, 4)),
+            at(1.0, frame(Opcode.TEXT, 4, data="news")),
+            at(2.0, frame(Opcode.TEXT, 16, masked=True, data='{"type": "ping"}')),
+            at(2.0, frame(Opcode.TEXT, 4, masked=True, data='{"t\x1e')),
+            at(2.5, frame(Opcode.BINARY, 2000, masked=True)),  # too large to keep: no data
+            at(3.0, frame(Opcode.PONG, 4, masked=True)),
         ]
     )
     assert heartbeat_bytes(trace) == 6 + 10
     assert heartbeat_bytes(trace, messages=['{"type": "ping"}']) == 6 + 22 + 10
     assert heartbeat_bytes(trace, messages=['{"t\x1e']) == 6 + 10 + 10
+    assert heartbeat_bytes(trace, messages=['{"type": "<ref>"}']) == 6 + 10
     assert heartbeat_bytes(trace, since=2.0, until=3.0) == 0
     assert heartbeat_bytes(trace, since=1.0, until=3.0, messages=['{"type": "ping"}']) == 6 + 22
 

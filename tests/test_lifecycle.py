@@ -11,6 +11,7 @@ from websockets.http11 import Request, Response
 
 import wssim
 from tests.helpers import echo_server
+from wssim import faults as faults_
 from wssim.lifecycle import (
     RULES,
     TRANSITIONS,
@@ -23,6 +24,7 @@ from wssim.lifecycle import (
     spans,
     summary,
 )
+from wssim.trace import FaultInfo, HostEvent, Phase
 
 CONNECTING, OPEN, CLOSING, CLOSED = State
 
@@ -320,21 +322,24 @@ def test_lifecycle_is_deterministic_and_reads_plain_event_lists() -> None:
 
 
 def test_partition_pairs_with_heal_and_an_unhealed_one_lasts_to_the_end() -> None:
+    cut = faults_.Partition("client", "server")
     with wssim.Simulation(seed=0) as sim:
         sim.host("client")
         sim.host("server")
-        sim.at(1, sim.partition, "client", "server")
-        sim.at(3, sim.heal, "server", "client")  # either order of the hosts
-        sim.at(5, sim.partition, "client", "server")
+        sim.inject(cut, at=1, duration=2)
+        sim.inject(faults_.Partition("client", "server"), at=5)
         sim.at(6, sim.mark, "end")
         trace = sim.run(until=10)
 
+    started = FaultInfo(cut, Phase.START)
+    text = "partition client ↔ server"
     assert faults(trace) == [
-        FaultSpan("partition", "partition client ↔ server", "client", 1.0, 3.0, True, False),
-        FaultSpan("partition", "partition client ↔ server", "client", 5.0, 6.0, False, False),
+        FaultSpan("partition", text, "client", 1.0, 3.0, True, False, started),
+        FaultSpan("partition", text, "client", 5.0, 6.0, False, False, started),
     ]
     assert faults(trace, until=10)[1].end == 10
     assert faults(trace)[0].duration == 2.0
+    assert faults(trace)[0].hosts == ("client", "server")
 
 
 def test_crash_pairs_with_the_restart_of_the_same_host() -> None:
@@ -349,26 +354,44 @@ def test_crash_pairs_with_the_restart_of_the_same_host() -> None:
             9.0,
             True,
             False,
+            FaultInfo(faults_.Crash("server"), Phase.START),
         )
     ]
 
 
 def test_unknown_faults_and_unmatched_ends_are_instants() -> None:
+    crash = FaultInfo(faults_.Crash("b"), Phase.START)
+    heal = FaultInfo(faults_.Partition("a", "b"), Phase.END)
     trace = wssim.Trace(
         [
-            wssim.Event(1.0, "fault", "heal a ↔ b", host="a"),
-            wssim.Event(2.0, "fault", "latency +200 ms on a → b", host="a"),
-            wssim.Event(3.0, "fault", "crash: every process dies", host="b"),
-            wssim.Event(4.0, "host", "restart", host="a"),  # another host: no match
+            wssim.Event(1.0, "fault", "heal a ↔ b", host="a", detail=heal),
+            wssim.Event(2.0, "fault", "latency +200 ms on a → b", host="a"),  # names no fault
+            wssim.Event(3.0, "fault", "crash: every process dies", host="b", detail=crash),
+            # Another host restarts: the crash of b goes on.
+            wssim.Event(4.0, "host", "restart", host="a", detail=HostEvent.RESTART),
             wssim.Event(5.0, "mark", "done"),
         ]
     )
 
     assert faults(trace) == [
-        FaultSpan("heal", "heal a ↔ b", "a", 1.0, 1.0, False, True),
+        FaultSpan("partition", "heal a ↔ b", "a", 1.0, 1.0, False, True, heal),
         FaultSpan("latency", "latency +200 ms on a → b", "a", 2.0, 2.0, False, True),
-        FaultSpan("crash", "crash: every process dies", "b", 3.0, 5.0, False, False),
+        FaultSpan("crash", "crash: every process dies", "b", 3.0, 5.0, False, False, crash),
     ]
+
+
+def test_what_a_path_fault_did_to_a_connection_is_an_instant() -> None:
+    with wssim.Simulation(seed=0) as sim:
+        sim.host("server").spawn(echo_server(ping_interval=None))
+        sim.host("client").spawn(stay_connected())
+        sim.inject(faults_.IdleTimeout("client", "server", 5, action="reset"), at=0)
+        trace = sim.run(until=10)
+
+    lasting, forgot = faults(trace, until=10)
+    assert (lasting.name, lasting.instant, lasting.end) == ("idle_timeout", False, 10.0)
+    assert (forgot.name, forgot.instant, forgot.start) == ("idle_timeout", True, 5.03)
+    assert forgot.info is not None and forgot.info.phase is Phase.ACT
+    assert [e.outcome for e in endpoints(trace)] == ["1006", "1006"]
 
 
 def test_summary_tells_what_each_side_saw() -> None:

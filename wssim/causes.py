@@ -31,6 +31,7 @@ from wssim.diagnose import (
     diagnose,
     experiment,
 )
+from wssim.trace import Event
 
 __all__ = [
     "ALL",
@@ -107,7 +108,7 @@ def idle_timeout(
         until=until,
     )
     # The cause is the moment the middlebox forgot the flow, if it ever did.
-    forgot = result.trace.first(kind="tcp", contains="idle_timeout:")
+    forgot = next((e for e in result.trace.filter(kind="tcp") if _acted(e)), None)
     return diagnose(
         result.trace,
         result.cause,
@@ -120,6 +121,12 @@ def idle_timeout(
         ),
         lessons=("04", "03"),
     )
+
+
+def _acted(event: Event) -> bool:
+    """Is ``event`` an idle timeout acting on a connection (forgetting its flow)?"""
+    acted = event.fault
+    return acted is not None and isinstance(acted.fault, faults.IdleTimeout)
 
 
 def flaky_link(

@@ -7,8 +7,8 @@ metadata as ``"wssim": {"starter": "..."}``. Everything else is the same, so the
 cells that follow each exercise run in both copies: they say "Correct" in one, and give a
 hint in the other.
 
-Run ``python -m wssim.course`` (or ``python3 dev.py learner``) to write the learner copies
-again; a test fails when they drift from their solutions.
+Run ``python -m wssim.course`` to write the learner copies again (``python3 dev.py execute``
+does, before it executes them); a test fails when they drift from their solutions.
 """
 
 from __future__ import annotations

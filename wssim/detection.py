@@ -11,22 +11,21 @@ websockets' ``ping_interval`` and ``ping_timeout``, and :func:`compare` over sta
 
 from __future__ import annotations
 
-import ast
 import copy
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from websockets.frames import Opcode
 
 from wssim import faults as faults_
-from wssim.heartbeat import REF, Side, Stack, connect_stack, serve_stack
+from wssim.heartbeat import TIMEOUT_LOG, Side, Stack, connect_stack, matcher, serve_stack
 from wssim.lifecycle import faults as fault_spans
 from wssim.simulation import Simulation
 from wssim.style import COLORS, FONT_SIZES, decorate
-from wssim.trace import Event, Table, Trace
+from wssim.trace import Event, Table, Tcp, Trace
 
 __all__ = [
     "Detection",
@@ -47,16 +46,9 @@ __all__ = [
     "sweep_table",
 ]
 
-# "TEXT 'hi' [2 bytes]", "PING 6b aa 94 55 [binary, 4 bytes]", "TEXT ... [5 bytes] (compressed
-# to 7 bytes)": the last bracket holds the payload size, the parenthesis the tap's notes.
-_SIZE = re.compile(r"\[(?:[a-z]+, )?(\d+) bytes?(?:, continued)?\](?: \((?P<notes>[^()]*)\))?$")
-_COMPRESSED = re.compile(r"compressed to (\d+) bytes")
-# websockets shows a data frame's payload as a Python string, or as hex bytes when it holds
-# control characters (SignalR's record separator, 0x1E).
-_DATA = re.compile(r"^(?:TEXT|BINARY) (?:(?P<repr>'.*')|(?P<hex>[0-9a-f]{2}(?: [0-9a-f]{2})*)) \[")
 # Each side's own words when its heartbeat gives up: websockets' keepalive, or ours.
-_GAVE_UP = ("- timed out waiting for keepalive pong", "- heartbeat timeout")
-_TCP_FAILURES = ("gave up retransmitting", "connection reset by peer")
+_GAVE_UP = ("- timed out waiting for keepalive pong", TIMEOUT_LOG)
+_TCP_FAILURES = (Tcp.TIMED_OUT, Tcp.RESET)
 # A fault this close before or after a frame: the frame escapes, or it does not.
 _NUDGE = 1e-6
 SERVER, CLIENT = "server", "client"
@@ -72,45 +64,20 @@ def _r(t: float) -> float:
 def frame_size(event: Event) -> int:
     """The bytes a WebSocket frame took on the wire, header included.
 
-    The wire tap reports the payload (``[4 bytes]``, or ``compressed to N bytes`` when
-    permessage-deflate compressed it); the header adds 2 bytes, 2 or 8 more for payloads of
-    126 bytes or more (RFC 6455, section 5.2), and the 4-byte mask of frames sent by a
-    client (section 5.3). TCP/IP headers are not counted.
+    The wire tap reports the payload's size on the wire (compressed, when
+    permessage-deflate compressed it) and whether it was masked; the header adds 2 bytes,
+    2 or 8 more for payloads of 126 bytes or more (RFC 6455, section 5.2), and the 4-byte
+    mask (section 5.3). TCP/IP headers are not counted.
 
     Raises:
-        ValueError: if ``event`` is not a frame whose size the tap reported.
+        ValueError: if ``event`` is not a frame on the wire.
     """
-    match = _SIZE.search(event.text) if event.kind == "frame" else None
-    if match is None:
-        raise ValueError(f"event must be a frame with a size, got {event.kind}: {event.text!r}")
-    notes = match["notes"] or ""
-    compressed = _COMPRESSED.search(notes)
-    payload = int(compressed[1] if compressed else match[1])
-    masked = event.side == CLIENT
-    if "unmasked" in notes.split(", "):
-        masked = False
-    elif "masked" in notes.split(", "):
-        masked = True
+    frame = event.frame if event.kind == "frame" else None
+    if frame is None or frame.wire_size is None:
+        raise ValueError(f"event must be a frame on the wire, got {event.kind}: {event.text!r}")
+    payload = frame.wire_size
     extended = 0 if payload < 126 else 2 if payload < 65536 else 8
-    return 2 + extended + payload + (4 if masked else 0)
-
-
-def _payload(event: Event) -> str | None:
-    match = _DATA.match(event.text)
-    if match is None:
-        return None
-    try:
-        if match["hex"] is not None:
-            return bytes.fromhex(match["hex"]).decode()
-        value = ast.literal_eval(match["repr"])
-    except (ValueError, SyntaxError):  # UnicodeDecodeError is a ValueError
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _matcher(messages: Iterable[str]) -> re.Pattern[str] | None:
-    patterns = [re.escape(m).replace(re.escape(REF), r"\d+") for m in messages]
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    return 2 + extended + payload + (4 if frame.masked else 0)
 
 
 def heartbeat_bytes(
@@ -132,17 +99,17 @@ def heartbeat_bytes(
         since: count frames sent at or after this time (default: from the start).
         until: count frames sent before this time (default: to the end).
     """
-    matcher = _matcher(messages)
+    is_heartbeat = matcher(messages)
     total = 0
     for event in trace.filter(kind="frame", since=since):
         if until is not None and event.time >= until:
             break
-        if event.text.startswith(("PING ", "PONG ")):
+        frame = event.frame
+        if frame is None:
+            continue
+        control = frame.opcode is Opcode.PING or frame.opcode is Opcode.PONG
+        if control or (frame.data is not None and is_heartbeat(frame.data)):
             total += frame_size(event)
-        elif matcher is not None:
-            payload = _payload(event)
-            if payload is not None and matcher.fullmatch(payload):
-                total += frame_size(event)
     return total
 
 
@@ -217,7 +184,7 @@ def detect(
         (
             e
             for e in events
-            if e.kind == "closed" or (e.kind == "tcp" and e.text.startswith(_TCP_FAILURES))
+            if e.kind == "closed" or (e.kind == "tcp" and e.detail in _TCP_FAILURES)
         ),
         None,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -20,13 +19,13 @@ from typing import Any, NamedTuple
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
-from websockets.frames import Close
+from websockets.frames import Close, Opcode
 
 from wssim.faults import Fault
 from wssim.lifecycle import endpoints
 from wssim.params import seconds
 from wssim.simulation import Simulation
-from wssim.trace import Table, Trace
+from wssim.trace import MAX_DATA, Table, Trace
 
 __all__ = [
     "CLIENT",
@@ -266,9 +265,6 @@ class Seen:
         return "never" if self.saw == "nothing" else "(dead)"
 
 
-_DEAD = (("crash", "crashed"), ("power loss", "lost power"))
-
-
 def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT) -> Seen:
     """What ``side`` saw of the first connection from host ``client`` in ``trace``, and when.
 
@@ -295,14 +291,12 @@ def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT
         return Seen(side, "nothing", None, "no connection", None, None)
     if end.closed_at is None:
         return Seen(side, "nothing", None, f"still {end.state.name} at the end", None, None)
-    for start, word in _DEAD:
-        if end.close_code is None and end.close_text.startswith(start):
-            return Seen(side, word, None, end.close_text, None, None)
-    at, code, text = (
-        end.closed_at,
-        end.close_code,
-        end.close_text.removeprefix("handshake failed: "),
-    )
+    ended_by = end.ended_by
+    killed = None if ended_by is None else ended_by.fault
+    if end.close_code is None and killed is not None and killed.fault.kills:
+        # Its process died with its host: dead code sees nothing. The fault names it.
+        return Seen(side, killed.fault.label, None, end.close_text, None, None)
+    at, code = end.closed_at, end.close_code
     raised = trace.first(kind="closed", conn=end.conn, side=side)
     if raised is not None:
         # The application knows when its exception is raised: later than the socket
@@ -315,11 +309,15 @@ def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT
             t = response.time
             saw = f"HTTP {response.code} sent"
             return Seen(side, saw, None, response.text, t, round(t - cause_at, 6))
-    # "ConnectionClosedError: sent 1011 ..." -> saw the exception, detail its message.
-    saw, _, detail = text.partition(": ")
-    status = re.search(r"HTTP (\d{3})", detail) if end.opened_at is None else None
-    if status:
-        saw = f"{saw} (HTTP {status[1]})"
+    closed = None if ended_by is None else ended_by.closed
+    if closed is None:
+        # A TCP failure before websockets had a connection: "connection refused".
+        saw, detail = end.close_text, ""
+    else:
+        # The exception, and its message.
+        saw, detail = closed.exception, closed.message
+        if closed.status is not None and end.opened_at is None:
+            saw = f"{saw} (HTTP {closed.status})"
     return Seen(side, saw, code, detail, at, round(at - cause_at, 6))
 
 
@@ -328,7 +326,8 @@ class Delivery:
     """One message on its way: who sent it, when, and when the other side received it.
 
     Attributes:
-        text: the message.
+        text: the message; one too large for the trace to keep (over
+            :data:`wssim.trace.MAX_DATA` bytes) is named by its size: ``<1048577 bytes>``.
         sender: ``"client"`` or ``"server"``.
         sent_at: when the sender's websockets wrote it.
         received_at: when the other side's websockets read it, or None: never.
@@ -345,23 +344,25 @@ class Delivery:
         return None if self.received_at is None else round(self.received_at - self.sent_at, 6)
 
 
-_TEXT = re.compile(r"([<>]) TEXT '(.*)' \[")
-
-
 def deliveries(trace: Trace) -> list[Delivery]:
     """Every text message of ``trace``, read from each side's log, in the order sent.
 
     A message is matched with the first unmatched message of the same text that the other
-    side received: keep texts distinct to follow each one.
+    side received: keep texts distinct to follow each one. Text messages that are not
+    valid UTF-8 (websockets fails the connection on them) are left out.
     """
     sent: list[tuple[str, str, float]] = []
     received: dict[tuple[str, str], list[float]] = {}
-    for event in trace.filter(kind="log", contains="TEXT '"):
-        match = _TEXT.match(event.text)
-        if match is None:
+    for event in trace.filter(kind="log"):
+        frame = event.frame
+        if frame is None or frame.opcode is not Opcode.TEXT:
             continue
-        direction, text = match[1], match[2]
-        if direction == ">":
+        text = frame.data
+        if text is None:
+            if frame.size <= MAX_DATA:
+                continue  # kept unless invalid: a sender's own text is always valid
+            text = f"<{frame.size} bytes>"
+        if frame.sent:
             sent.append((text, event.side, event.time))
         else:
             received.setdefault((text, event.side), []).append(event.time)

@@ -14,6 +14,12 @@ Every fault appears in the trace (kind ``fault``) when it starts and when it end
 meaning, the fault has its name (``latency``, ``bandwidth``, ``reset_peer``,
 ``slow_close``, ``limit_data``, ``slicer``), with parameters in seconds and bytes.
 
+A fault declares what the readers of a trace need (its :attr:`~Fault.name`,
+:attr:`~Fault.label`, :attr:`~Fault.acted`, whether it :attr:`~Fault.kills`, its
+:attr:`~Fault.hosts` and :attr:`~Fault.path`) and records its own typed events
+(:meth:`Fault.record`): a new fault is one new class, subclassing :class:`PathFault` or
+:class:`HostFault`, and nothing else changes.
+
 Faults on the path between two hosts act on every connection between them, both ways
 (toxiproxy's toxics choose a direction and a toxicity, the share of connections they act
 on; here a fault acts on all of them).
@@ -32,6 +38,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from wssim.network import Link, PathEffect, Pipe, Segment, TcpConnection
 from wssim.params import count, seconds
+from wssim.trace import FaultInfo, Path, Phase
 
 if TYPE_CHECKING:
     from wssim.world import World
@@ -41,10 +48,12 @@ __all__ = [
     "Crash",
     "Fault",
     "Freeze",
+    "HostFault",
     "IdleTimeout",
     "Latency",
     "LimitData",
     "Partition",
+    "PathFault",
     "PowerLoss",
     "ResetPeer",
     "Slicer",
@@ -60,16 +69,49 @@ def _host_name(value: object, parameter: str) -> str:
 
 
 class Fault(abc.ABC):
-    """Something that goes wrong. Give it to :meth:`wssim.Simulation.inject`."""
+    """Something that goes wrong. Give it to :meth:`wssim.Simulation.inject`.
+
+    Two faults are equal when they are of the same class with the same parameters: the
+    same fault in two runs of a simulation gives equal traces.
+    """
 
     name: ClassVar[str]
     """The fault's name in the trace (toxiproxy's, where it has one)."""
+    label: ClassVar[str] = ""
+    """How figures and diagnoses name it: a host fault after its host (``"crashed"``), a
+    path fault before its path (default: its name)."""
+    acted: ClassVar[str] = ""
+    """How figures name the moment it acts on one connection (``"flow forgotten"``);
+    default: its name."""
+    kills: ClassVar[bool] = False
+    """True if every process of its host dies when it starts: every connection endpoint
+    there ends, and the fault lasts until the host restarts."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            if not cls.__dict__.get("label"):
+                cls.label = name
+            if not cls.__dict__.get("acted"):
+                cls.acted = name
+
+    def _parameters(self) -> tuple[tuple[str, object], ...]:
+        return tuple(
+            (k, v) for k, v in vars(self).items() if not k.startswith("_") and k != "world"
+        )
 
     def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "world"
-        )
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._parameters())
         return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fault) and (
+            type(other) is type(self) and self._parameters() == other._parameters()
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._parameters()))
 
     @property
     @abc.abstractmethod
@@ -77,9 +119,34 @@ class Fault(abc.ABC):
         """The hosts it involves (they must exist when it is injected)."""
 
     @property
+    def path(self) -> Path | None:
+        """The path it acts on, or None for a fault on one host."""
+        return None
+
+    @property
     def key(self) -> tuple[object, ...]:
         """Faults with the same key contradict each other: they must not overlap in time."""
         return (type(self).name, tuple(sorted(self.hosts)))
+
+    def describe(self) -> str:
+        """What the fault does, for the trace (after its name and path)."""
+        return ""
+
+    def start_text(self) -> str:
+        """What the trace says when it starts: ``"name path: what it does"``."""
+        where = "" if self.path is None else f" {self.path}"
+        details = self.describe()
+        return f"{self.name}{where}" + (f": {details}" if details else "")
+
+    def end_text(self) -> str:
+        """What the trace says when it ends: ``"end of name path"``."""
+        where = "" if self.path is None else f" {self.path}"
+        return f"end of {self.name}{where}"
+
+    def record(self, world: World, phase: Phase) -> None:
+        """Record its start or its end in the trace, as a ``fault`` event."""
+        text = self.start_text() if phase is Phase.START else self.end_text()
+        world.record("fault", text, self.hosts[0], FaultInfo(self, phase))
 
     @abc.abstractmethod
     def start(self, world: World) -> None:
@@ -90,8 +157,12 @@ class Fault(abc.ABC):
         """Undo it (at the end of its duration)."""
 
 
-class _PathFault(Fault):
-    """A fault on the path between hosts ``a`` and ``b`` (both directions)."""
+class PathFault(Fault):
+    """A fault on the path between hosts ``a`` and ``b`` (both directions).
+
+    Subclasses say what happens in :meth:`start` and :meth:`stop`, and call
+    :meth:`record` there.
+    """
 
     def __init__(self, a: str, b: str) -> None:
         self.a = _host_name(a, "a")
@@ -104,40 +175,32 @@ class _PathFault(Fault):
         return (self.a, self.b)
 
     @property
-    def path(self) -> str:
-        return f"{self.a} ↔ {self.b}"
+    def path(self) -> Path:
+        """The hosts at either end."""
+        return Path(self.a, self.b)
 
-    def describe(self) -> str:
-        """What the fault does, for the trace (after its name and path)."""
-        return ""
-
-    def _record_start(self, world: World) -> None:
-        details = self.describe()
-        world.record(
-            "fault", f"{self.name} {self.path}" + (f": {details}" if details else ""), self.a
-        )
-
-    def _record_stop(self, world: World) -> None:
-        world.record("fault", f"end of {self.name} {self.path}", self.a)
+    def acting(self) -> FaultInfo:
+        """The detail of a ``tcp`` event that says what it did to one connection."""
+        return FaultInfo(self, Phase.ACT)
 
 
-class _EffectFault(_PathFault, PathEffect):
+class _EffectFault(PathFault, PathEffect):
     """A path fault that acts on each segment while it lasts."""
 
     def start(self, world: World) -> None:
         self.world = world
         world.network.add_effect(self.a, self.b, self)
-        self._record_start(world)
+        self.record(world, Phase.START)
 
     def stop(self, world: World) -> None:
         world.network.remove_effect(self.a, self.b, self)
-        self._record_stop(world)
+        self.record(world, Phase.END)
 
 
 # Path faults
 
 
-class Partition(_PathFault):
+class Partition(PathFault):
     """The network between ``a`` and ``b`` is cut, both ways.
 
     Nothing gets through while it lasts. TCP retransmits what it sent (from 200 ms,
@@ -148,16 +211,19 @@ class Partition(_PathFault):
 
     name = "partition"
 
+    def end_text(self) -> str:
+        return f"heal {self.path}"
+
     def start(self, world: World) -> None:
         world.network.partition(self.a, self.b)
-        world.record("fault", f"partition {self.path}", self.a)
+        self.record(world, Phase.START)
 
     def stop(self, world: World) -> None:
         world.network.heal(self.a, self.b)
-        world.record("fault", f"heal {self.path}", self.a)
+        self.record(world, Phase.END)
 
 
-class Latency(_PathFault):
+class Latency(PathFault):
     """The one-way latency between ``a`` and ``b`` becomes ``latency`` (plus ``jitter``).
 
     Args:
@@ -184,7 +250,7 @@ class Latency(_PathFault):
         self._before = network.link(self.a, self.b)
         before = self._before
         network.set_link(self.a, self.b, Link(self.latency, self.jitter, before.bandwidth))
-        self._record_start(world)
+        self.record(world, Phase.START)
 
     def stop(self, world: World) -> None:
         network = world.network
@@ -192,10 +258,10 @@ class Latency(_PathFault):
         network.set_link(
             self.a, self.b, Link(self._before.latency, self._before.jitter, now.bandwidth)
         )
-        self._record_stop(world)
+        self.record(world, Phase.END)
 
 
-class Bandwidth(_PathFault):
+class Bandwidth(PathFault):
     """Each connection between ``a`` and ``b`` carries at most ``rate`` bytes per second
     each way.
 
@@ -219,13 +285,13 @@ class Bandwidth(_PathFault):
         link = network.link(self.a, self.b)
         self._before = link.bandwidth
         network.set_link(self.a, self.b, Link(link.latency, link.jitter, self.rate))
-        self._record_start(world)
+        self.record(world, Phase.START)
 
     def stop(self, world: World) -> None:
         network = world.network
         link = network.link(self.a, self.b)
         network.set_link(self.a, self.b, Link(link.latency, link.jitter, self._before))
-        self._record_stop(world)
+        self.record(world, Phase.END)
 
 
 class SlowClose(_EffectFault):
@@ -318,6 +384,7 @@ class LimitData(_EffectFault):
     """
 
     name = "limit_data"
+    acted = "limit reached"
 
     def __init__(self, a: str, b: str, limit: int) -> None:
         super().__init__(a, b)
@@ -360,6 +427,7 @@ class LimitData(_EffectFault):
             pipe.src.side,
             pipe.src.host.name,
             f"limit_data: {self.limit} bytes passed; the proxy closes both ends",
+            self.acting(),
         )
         back = conn.to_client if pipe is conn.to_server else conn.to_server
         assert back is not None
@@ -377,6 +445,7 @@ class ResetPeer(_EffectFault):
     """
 
     name = "reset_peer"
+    acted = "reset"
 
     def __init__(self, a: str, b: str, timeout: float = 0.0) -> None:
         super().__init__(a, b)
@@ -417,7 +486,9 @@ class ResetPeer(_EffectFault):
         network = self.world.network
         ends = [e for e in (conn.client, conn.server) if e is not None and not e.closed]
         if conn in network.connections and ends:
-            network.reset_both_ends(conn, "reset_peer: the path resets the connection")
+            network.reset_both_ends(
+                conn, "reset_peer: the path resets the connection", self.acting()
+            )
 
 
 class IdleTimeout(_EffectFault):
@@ -434,6 +505,7 @@ class IdleTimeout(_EffectFault):
     """
 
     name = "idle_timeout"
+    acted = "flow forgotten"
 
     def __init__(
         self, a: str, b: str, timeout: float, action: Literal["drop", "reset"] = "drop"
@@ -501,18 +573,24 @@ class IdleTimeout(_EffectFault):
         network = self.world.network
         why = f"idle_timeout: the middlebox forgot this flow after {self.timeout:g} s idle"
         if self.action == "reset":
-            network.reset_both_ends(conn, why + "; RST to both ends")
+            network.reset_both_ends(conn, why + "; RST to both ends", self.acting())
         else:
             conn.blackholed = True
             network.observer.tcp(
-                conn, "client", conn.client.host.name, why + "; what either end sends vanishes"
+                conn,
+                "client",
+                conn.client.host.name,
+                why + "; what either end sends vanishes",
+                self.acting(),
             )
 
 
 # Host faults
 
 
-class _HostFault(Fault):
+class HostFault(Fault):
+    """A fault on one host: its processes, or the whole machine."""
+
     def __init__(self, host: str) -> None:
         self.host = _host_name(host, "host")
 
@@ -526,7 +604,7 @@ class _HostFault(Fault):
         return ("host", self.host)
 
 
-class Crash(_HostFault):
+class Crash(HostFault):
     """The host's processes crash; with a duration, it restarts when the duration ends.
 
     The operating system closes their sockets: peers receive a FIN, or an RST where data
@@ -535,15 +613,20 @@ class Crash(_HostFault):
     """
 
     name = "crash"
+    label = "crashed"
+    kills = True
+
+    def describe(self) -> str:
+        return "every process dies; the OS closes their sockets"
 
     def start(self, world: World) -> None:
-        world.crash_host(world.hosts[self.host])
+        world.crash_host(world.hosts[self.host], cause=self)
 
     def stop(self, world: World) -> None:
         world.hosts[self.host].restart()
 
 
-class PowerLoss(_HostFault):
+class PowerLoss(HostFault):
     """The host loses power (or its cable is cut for good): silence.
 
     Nothing is sent, not even a FIN: peers learn nothing until they send and their TCP
@@ -553,15 +636,20 @@ class PowerLoss(_HostFault):
     """
 
     name = "power loss"
+    label = "lost power"
+    kills = True
+
+    def describe(self) -> str:
+        return "everything stops; nothing is sent, not even a FIN"
 
     def start(self, world: World) -> None:
-        world.power_off_host(world.hosts[self.host])
+        world.power_off_host(world.hosts[self.host], cause=self)
 
     def stop(self, world: World) -> None:
         world.hosts[self.host].restart()
 
 
-class Freeze(_HostFault):
+class Freeze(HostFault):
     """The host's processes stop running (a blocked event loop, a long GC pause, SIGSTOP).
 
     Its kernel still receives: data queues for the process, which sees it all when the
@@ -570,15 +658,22 @@ class Freeze(_HostFault):
     """
 
     name = "freeze"
+    label = "frozen"
+
+    def describe(self) -> str:
+        return "the processes stop running; data waits"
+
+    def end_text(self) -> str:
+        return "thaw: the processes run again"
 
     def start(self, world: World) -> None:
-        world.freeze_host(world.hosts[self.host])
+        world.freeze_host(world.hosts[self.host], cause=self)
 
     def stop(self, world: World) -> None:
-        world.thaw_host(world.hosts[self.host])
+        world.thaw_host(world.hosts[self.host], cause=self)
 
 
-class Suspend(_HostFault):
+class Suspend(HostFault):
     """The whole machine sleeps (a laptop lid closed): processes and kernel stop.
 
     Nothing it is sent gets through (peers retransmit), nothing runs; when it wakes up,
@@ -588,15 +683,22 @@ class Suspend(_HostFault):
     """
 
     name = "suspend"
+    label = "asleep"
+
+    def describe(self) -> str:
+        return "the machine sleeps; nothing runs or answers"
+
+    def end_text(self) -> str:
+        return "resume: the machine wakes up"
 
     def start(self, world: World) -> None:
         host = world.hosts[self.host]
-        world.record("fault", "suspend: the machine sleeps; nothing runs or answers", self.host)
+        self.record(world, Phase.START)
         world.network.isolate(host)
         world.freeze_host(host, record=False)
 
     def stop(self, world: World) -> None:
         host = world.hosts[self.host]
-        world.record("fault", "resume: the machine wakes up", self.host)
+        self.record(world, Phase.END)
         world.network.unisolate(host)
         world.thaw_host(host, quietly=True)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -32,15 +32,20 @@ __all__ = [
     "NO_KEEPALIVE",
     "REF",
     "STACKS",
+    "TIMEOUT_LOG",
     "Heartbeat",
     "Side",
     "Stack",
     "connect_stack",
+    "matcher",
     "serve_stack",
 ]
 
 REF = "<ref>"
 """Placeholder in a heartbeat message for a counter, as Phoenix's message ``ref``."""
+
+TIMEOUT_LOG = "- heartbeat timeout"
+"""How a :class:`Heartbeat` that gives up begins its line in the endpoint's log."""
 
 # Virtual times are floats: a deadline within a nanosecond of now is due now.
 _EPSILON = 1e-9
@@ -60,6 +65,12 @@ def _optional_seconds(value: object, parameter: str) -> float | None:
 
 def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(re.escape(template).replace(re.escape(REF), r"(?P<ref>\d+)"))
+
+
+def matcher(messages: Iterable[str]) -> Callable[[str], bool]:
+    """A test of whether a message is one of ``messages`` (:data:`REF` matches a counter)."""
+    patterns = [_pattern(m) for m in messages]
+    return lambda message: any(p.fullmatch(message) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -206,7 +217,7 @@ class Heartbeat:
             elif state.pong_due is not None and now >= state.pong_due:
                 why = f"no pong within {self.timeout:g} s"
             if why is not None:
-                websocket.logger.debug("- heartbeat timeout: %s", why)
+                websocket.logger.debug(TIMEOUT_LOG + ": %s", why)
                 with contextlib.suppress(ConnectionClosed):
                     await websocket.close(self.code, self.reason)
                 return

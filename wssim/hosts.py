@@ -16,6 +16,8 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from wssim.trace import HostEvent
+
 if TYPE_CHECKING:
     from wssim.world import World
 
@@ -178,7 +180,7 @@ class Host:
         self.state = HostState.UP
         self.boot += 1
         self._context = self._new_context()
-        self._world.record_host_event(self, "restart")
+        self._world.record_host_event(self, HostEvent.RESTART)
         for factory, args, name in self._services:
             self.spawn(factory(*args), name=name)
 

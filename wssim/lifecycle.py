@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import enum
 import itertools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from wssim.trace import Event, Table, Trace
+from websockets.protocol import State as WsState
+
+from wssim.trace import Detail, Event, FaultInfo, FaultLike, HostEvent, Phase, Table, Tcp, Trace
 
 __all__ = [
-    "FAULT_RULES",
     "RULES",
     "TRANSITIONS",
     "Endpoint",
-    "FaultRule",
     "FaultSpan",
     "Rule",
     "Span",
@@ -65,51 +64,50 @@ class Rule:
 
     Attributes:
         kind: the event's kind (see :data:`wssim.trace.KINDS`).
-        text: the event's text, or its beginning when ``prefix`` is true.
+        detail: the event's :attr:`~wssim.trace.Event.detail` (a :class:`~wssim.trace.Tcp`
+            member, websockets' connection state), or None: any detail.
         to: the state the endpoint moves to.
         side: only events about this side (``"client"`` or ``"server"``), or either.
-        prefix: match ``text`` as the beginning of the event's text.
-        host_wide: the event is about a host, not a connection: it moves every endpoint
-            on that host (a crash kills every process there).
+        host_wide: the rule reads the start of a fault that kills every process of its
+            host (:attr:`wssim.faults.Fault.kills`): it moves every endpoint on that host.
     """
 
     kind: str
-    text: str
+    detail: Detail
     to: State
     side: str | None = None
-    prefix: bool = False
     host_wide: bool = False
 
     def matches(self, event: Event) -> bool:
         """True if ``event`` is one this rule reads."""
         if event.kind != self.kind or (self.side is not None and event.side != self.side):
             return False
-        if self.prefix:
-            return event.text.startswith(self.text)
-        return event.text == self.text
+        if self.host_wide:
+            fault = event.detail
+            return isinstance(fault, FaultInfo) and fault.phase is Phase.START and fault.fault.kills
+        return self.detail is None or event.detail is self.detail
 
 
 RULES: tuple[Rule, ...] = (
     # The client starts with its first SYN; the server once the handshake's ACK arrives
     # (before that, only the kernel knows about the connection: SYN-ACK, or RST if refused).
-    Rule("tcp", "SYN", CONNECTING, side="client"),
-    Rule("tcp", "accepted", CONNECTING, side="server"),
+    Rule("tcp", Tcp.SYN, CONNECTING, side="client"),
+    Rule("tcp", Tcp.ACCEPTED, CONNECTING, side="server"),
     # websockets logs its own state changes ("= connection is OPEN").
-    Rule("log", "= connection is CONNECTING", CONNECTING),
-    Rule("log", "= connection is OPEN", OPEN),
-    Rule("log", "= connection is CLOSING", CLOSING),
-    Rule("log", "= connection is CLOSED", CLOSED),
+    Rule("log", WsState.CONNECTING, CONNECTING),
+    Rule("log", WsState.OPEN, OPEN),
+    Rule("log", WsState.CLOSING, CLOSING),
+    Rule("log", WsState.CLOSED, CLOSED),
     # The exception the connection ended with; it carries the close code.
-    Rule("closed", "", CLOSED, prefix=True),
+    Rule("closed", None, CLOSED),
     # TCP failures end an endpoint whether websockets got to see it or not.
-    Rule("tcp", "connection refused", CLOSED, side="client"),
-    Rule("tcp", "connect timed out", CLOSED, side="client", prefix=True),
-    Rule("tcp", "connection reset by peer", CLOSED),
-    Rule("tcp", "gave up retransmitting", CLOSED, prefix=True),
+    Rule("tcp", Tcp.REFUSED, CLOSED, side="client"),
+    Rule("tcp", Tcp.CONNECT_TIMEOUT, CLOSED, side="client"),
+    Rule("tcp", Tcp.RESET, CLOSED),
+    Rule("tcp", Tcp.TIMED_OUT, CLOSED),
     # A crash kills every process of the host, and their connections with them; so does
     # a power loss, in silence.
-    Rule("fault", "crash", CLOSED, prefix=True, host_wide=True),
-    Rule("fault", "power loss", CLOSED, prefix=True, host_wide=True),
+    Rule("fault", None, CLOSED, host_wide=True),
 )
 """Which events move an endpoint to which state, in the order they are tried."""
 
@@ -149,6 +147,8 @@ class Endpoint:
         close_text: why it ended, in the trace's words: the exception of its ``closed``
             event, else the TCP failure or the fault that ended it ("" while alive).
         state: its state at the end of the trace.
+        ended_by: the event ``close_text`` comes from, whose detail says why in fields
+            (None while alive).
     """
 
     conn: str
@@ -162,6 +162,7 @@ class Endpoint:
     close_code: int | None
     close_text: str
     state: State
+    ended_by: Event | None = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -175,26 +176,25 @@ class Endpoint:
             return ""
         if self.close_code is not None:
             return str(self.close_code)
-        text = self.close_text
-        for start, word in _OUTCOMES:
-            if text.startswith(start):
-                return word
-        status = re.search(r"HTTP (\d{3})", text)
-        if status:
-            return f"HTTP {status[1]}"
-        if text.startswith("handshake failed"):
+        detail = None if self.ended_by is None else self.ended_by.detail
+        if isinstance(detail, Tcp):
+            return _TCP_OUTCOMES.get(detail, "closed")
+        if isinstance(detail, FaultInfo):
+            return detail.fault.name
+        closed = None if self.ended_by is None else self.ended_by.closed
+        if closed is not None and closed.status is not None:
+            return f"HTTP {closed.status}"
+        if closed is not None and closed.handshake:
             return "failed"
         return "closed"
 
 
-_OUTCOMES = (
-    ("connection refused", "refused"),
-    ("connect timed out", "timeout"),
-    ("connection reset", "reset"),
-    ("gave up retransmitting", "timeout"),
-    ("crash", "crash"),
-    ("power loss", "power loss"),
-)
+_TCP_OUTCOMES = {
+    Tcp.REFUSED: "refused",
+    Tcp.CONNECT_TIMEOUT: "timeout",
+    Tcp.RESET: "reset",
+    Tcp.TIMED_OUT: "timeout",
+}
 
 
 @dataclass
@@ -208,6 +208,7 @@ class _Walk:
     moves: list[tuple[float, State]] = field(default_factory=list)
     close_code: int | None = None
     close_text: str = ""
+    ended_by: Event | None = None
     closed_event: bool = False
 
     @property
@@ -218,13 +219,13 @@ class _Walk:
         if not self.moves or state in TRANSITIONS[self.state]:
             self.moves.append((time, state))
             if state is CLOSED:
-                self.close_text = event.text
+                self.close_text, self.ended_by = event.text, event
         if event.kind == "closed" and not self.closed_event:
             # The exception is the best account of the end, even when a log line or a
             # TCP failure closed the endpoint a moment before.
             self.closed_event = True
             self.close_code = None if event.code is None else int(event.code)
-            self.close_text = event.text
+            self.close_text, self.ended_by = event.text, event
 
     def when(self, state: State) -> float | None:
         for time, reached in self.moves:
@@ -291,6 +292,7 @@ def endpoints(trace: Iterable[Event]) -> list[Endpoint]:
                 close_code=walk.close_code,
                 close_text=walk.close_text,
                 state=walk.state,
+                ended_by=walk.ended_by,
             )
         )
     return out
@@ -328,69 +330,22 @@ def spans(trace: Trace | Iterable[Event], until: float | None = None) -> list[Sp
 
 
 @dataclass(frozen=True, slots=True)
-class FaultRule:
-    """How to find the end of a fault: the later event that undoes it.
-
-    Attributes:
-        name: what to call the fault (``"partition"``).
-        start: a regular expression matched at the beginning of a ``fault`` event's text.
-        end_kind: the kind of the event that ends it.
-        end: a regular expression matched at the beginning of that event's text.
-        same_host: the end must happen on the same host as the start.
-
-    The named groups of ``start`` and ``end`` must be equal as sets, so ``heal b ↔ a`` ends
-    ``partition a ↔ b``.
-    """
-
-    name: str
-    start: str
-    end_kind: str
-    end: str
-    same_host: bool = False
-
-
-FAULT_RULES: tuple[FaultRule, ...] = (
-    FaultRule(
-        "partition", r"partition (?P<a>.+) ↔ (?P<b>.+)", "fault", r"heal (?P<a>.+) ↔ (?P<b>.+)"
-    ),
-    FaultRule("crash", r"crash\b", "host", r"restart\b", same_host=True),
-    FaultRule("power loss", r"power loss\b", "host", r"restart\b", same_host=True),
-    FaultRule("freeze", r"freeze\b", "fault", r"thaw\b", same_host=True),
-    FaultRule("suspend", r"suspend\b", "fault", r"resume\b", same_host=True),
-    *(
-        FaultRule(
-            name,
-            rf"{name} (?P<a>\S+) ↔ (?P<b>[^\s:]+)",
-            "fault",
-            rf"end of {name} (?P<a>\S+) ↔ (?P<b>[^\s:]+)",
-        )
-        for name in (
-            "latency",
-            "bandwidth",
-            "slow_close",
-            "slicer",
-            "limit_data",
-            "reset_peer",
-            "idle_timeout",
-        )
-    ),
-)
-"""The faults known to last a while. Any other fault is an instant."""
-
-
-@dataclass(frozen=True, slots=True)
 class FaultSpan:
     """Something that went wrong on purpose, and for how long.
 
     Attributes:
-        name: ``"partition"``, ``"crash"``..., or the first word of an unknown fault.
+        name: ``"partition"``, ``"crash"``..., or the first word of a fault event that
+            names no fault.
         text: the text of the event that started it.
         host: where it was recorded.
         start: when it started.
         end: when it ended; for a fault that never ended, the end of the trace (or
             ``until``); for an instant, ``start``.
         ended: True if the event that ends it is in the trace.
-        instant: True for a fault nobody knows the end of: a marker, not an interval.
+        instant: True for a moment, not an interval: what a fault did to one connection,
+            an end without a start, or a fault event that names no fault.
+        info: the starting event's :class:`~wssim.trace.FaultInfo` (the fault, its hosts
+            and path), or None.
     """
 
     name: str
@@ -400,21 +355,31 @@ class FaultSpan:
     end: float
     ended: bool
     instant: bool
+    info: FaultInfo | None = None
 
     @property
     def duration(self) -> float:
         """``end - start``, in seconds."""
         return self.end - self.start
 
+    @property
+    def fault(self) -> FaultLike | None:
+        """The fault, or None."""
+        return None if self.info is None else self.info.fault
 
-def _key(match: re.Match[str], event: Event, rule: FaultRule) -> tuple[object, ...]:
-    groups = frozenset(match.groupdict().values())
-    return (rule.name, groups, event.host if rule.same_host else None)
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The hosts it acts on: the fault's, else the host it was recorded on."""
+        fault = self.fault
+        return (self.host,) if fault is None else fault.hosts
 
 
 def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[FaultSpan]:
-    """Pair each fault with the event that ends it: partitions with heals, crashes with restarts.
+    """Pair each fault's start with its end: a partition with its heal, a crash with the
+    restart of its host.
 
+    A fault ends with the event that records its end (the same fault, by class and
+    parameters), or, for one that kills its host's processes, when the host restarts.
     What a path fault did to one connection (``idle_timeout: the middlebox forgot this
     flow...``) is an instant of its own, at the moment it happened.
 
@@ -423,66 +388,51 @@ def faults(trace: Trace | Iterable[Event], until: float | None = None) -> list[F
         until: where faults that never ended stop. Default: the end of the trace.
 
     Returns:
-        Faults in the order they started. A fault that :data:`FAULT_RULES` does not know,
-        or an end without a start (a heal of nothing), is an instant.
+        Faults in the order they started. An end without a start, or a ``fault`` event
+        that names no fault (:meth:`wssim.Simulation.partition` records those, until it
+        injects a :class:`~wssim.faults.Partition`), is an instant.
     """
     events = trace if isinstance(trace, Trace) else Trace(trace)
     stop = events.end if until is None else until
-    open_: dict[int, tuple[Event, FaultRule, tuple[object, ...]]] = {}
+    open_: dict[int, tuple[Event, FaultInfo]] = {}
     done: dict[int, FaultSpan] = {}
     for index, event in enumerate(events):
-        if event.kind == "tcp" and _PATH_ACTION.match(event.text):
-            # What a path fault did to one connection (a middlebox forgot it, reset it):
-            # an instant, at the moment it happened.
-            done[index] = _fault(event, _first_word(event.text), event.time, instant=True)
+        info = event.fault
+        if event.detail is HostEvent.RESTART:
+            # A restart brings back a host whose processes a fault killed.
+            for i, (start, started) in list(open_.items()):
+                if started.fault.kills and event.host in started.fault.hosts:
+                    del open_[i]
+                    done[i] = _span(start, started, event.time, ended=True)
             continue
-        if _ends_faults(event, open_, done) or event.kind != "fault":
+        if info is None:
+            if event.kind == "fault":
+                name = event.text.split(":", 1)[0].split(" ", 1)[0]
+                done[index] = FaultSpan(
+                    name, event.text, event.host, event.time, event.time, False, True
+                )
             continue
-        for rule in FAULT_RULES:
-            starts = re.match(rule.start, event.text)
-            if starts:
-                open_[index] = (event, rule, _key(starts, event, rule))
-                break
-        else:
-            done[index] = _fault(event, _first_word(event.text), event.time, instant=True)
-    for index, (start, rule, _) in open_.items():
-        done[index] = _fault(start, rule.name, max(stop, start.time), ended=False)
+        if info.phase is Phase.START:
+            open_[index] = (event, info)
+            continue
+        if info.phase is Phase.END:
+            undone = [i for i, (_, started) in open_.items() if started.fault == info.fault]
+            for i in undone:
+                start, started = open_.pop(i)
+                done[i] = _span(start, started, event.time, ended=True)
+            if undone:
+                continue
+        # What a fault did to a connection, or an end without a start: an instant.
+        done[index] = _span(event, info, event.time, instant=True)
+    for index, (start, started) in open_.items():
+        done[index] = _span(start, started, max(stop, start.time))
     return [done[i] for i in sorted(done)]
 
 
-_PATH_ACTION = re.compile(r"(idle_timeout|reset_peer|limit_data): ")
-"""The beginning of a tcp event saying what a path fault did to a connection."""
-
-
-def _ends_faults(
-    event: Event,
-    open_: dict[int, tuple[Event, FaultRule, tuple[object, ...]]],
-    done: dict[int, FaultSpan],
-) -> bool:
-    """End the open faults that ``event`` undoes; True if there were any."""
-    for rule in FAULT_RULES:
-        ends = re.match(rule.end, event.text) if event.kind == rule.end_kind else None
-        if ends is None:
-            continue
-        key = _key(ends, event, rule)
-        undone = [i for i, (_, _, k) in open_.items() if k == key]
-        for i in undone:
-            start, _, _ = open_.pop(i)
-            done[i] = _fault(start, rule.name, event.time, ended=True)
-        if undone:
-            return True
-    return False
-
-
-def _fault(
-    event: Event, name: str, end: float, *, ended: bool = False, instant: bool = False
+def _span(
+    event: Event, info: FaultInfo, end: float, *, ended: bool = False, instant: bool = False
 ) -> FaultSpan:
-    return FaultSpan(name, event.text, event.host, event.time, end, ended, instant)
-
-
-def _first_word(text: str) -> str:
-    word = re.match(r"[\w-]+", text)
-    return word[0] if word else text
+    return FaultSpan(info.fault.name, event.text, event.host, event.time, end, ended, instant, info)
 
 
 def summary(trace: Trace | Iterable[Event], *, conns: Iterable[str] | None = None) -> Table:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wssim.hosts import Host, HostState, current_host, running_on
+from wssim.trace import FaultInfo, Tcp
 
 if TYPE_CHECKING:
     from wssim.clock import VirtualClockLoop
@@ -123,6 +124,7 @@ class NetworkObserver(Protocol):
         side: str,
         host: str,
         text: str,
+        detail: Tcp | FaultInfo,
         *,
         peer: str = "",
         arrives: float | None = None,
@@ -154,6 +156,10 @@ class PathEffect:
 
     def forget(self, conn: TcpConnection) -> None:
         """``conn`` is over: let go of anything kept about it."""
+
+
+# What the trace calls each kind of segment a pipe sends (DATA is decoded, ACK left out).
+_SEGMENTS = {"SYN-ACK": Tcp.SYN_ACK, "FIN": Tcp.FIN, "RST": Tcp.RST}
 
 
 class Segment:
@@ -273,6 +279,7 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 segment.kind,
+                _SEGMENTS[segment.kind],
                 peer=self.dst.host.name,
                 arrives=arrives,
             )
@@ -314,13 +321,14 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 f"retransmission ({size} bytes)",
+                Tcp.RETRANSMISSION,
                 peer=self.dst.host.name,
                 arrives=arrives,
             )
             if self.src.transport is not None:
                 self.src.transport._update_flow_control()
             return
-        if now - self.stuck_since >= net.tcp_user_timeout - 1e-9:
+        if now - self.stuck_since >= TCP_USER_TIMEOUT - 1e-9:
             self.stuck = None
             self.stuck_bytes = 0
             net.observer.tcp(
@@ -328,13 +336,14 @@ class Pipe:
                 self.src.side,
                 self.src.host.name,
                 f"gave up retransmitting after {now - self.stuck_since:g} s: connection timed out",
+                Tcp.TIMED_OUT,
             )
             self.src.closed = True
             if self.src.transport is not None:
                 self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, "Connection timed out"))
             return
         self.rto = min(self.rto * 2, RTO_MAX)
-        delay = min(self.rto, self.stuck_since + net.tcp_user_timeout - now)
+        delay = min(self.rto, self.stuck_since + TCP_USER_TIMEOUT - now)
         self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit, context=net.quiet)
 
     def sent(self, size: int) -> None:
@@ -351,7 +360,7 @@ class Pipe:
         """Bytes the receiver's window takes now."""
         receiver = self.dst.transport
         unread = receiver.unread_bytes if receiver is not None else 0
-        return self.network.receive_buffer - self.in_flight - unread
+        return RECEIVE_BUFFER - self.in_flight - unread
 
     def _wait_for_window(self, segment: Segment) -> None:
         net = self.network
@@ -359,7 +368,7 @@ class Pipe:
         if (
             not self.window_reported
             and receiver is not None
-            and receiver.unread_bytes >= net.receive_buffer // 2
+            and receiver.unread_bytes >= RECEIVE_BUFFER // 2
         ):
             # The reader is behind (not just the wire full): worth a line in the trace.
             self.window_reported = True
@@ -369,6 +378,7 @@ class Pipe:
                 self.dst.host.name,
                 f"receive buffer full ({receiver.unread_bytes} bytes unread): "
                 f"zero window, the sender waits",
+                Tcp.WINDOW_FULL,
             )
         if self.waiting is None:
             self.waiting = deque()
@@ -398,7 +408,11 @@ class Pipe:
         if self.window_reported:
             self.window_reported = False
             self.network.observer.tcp(
-                self.conn, self.dst.side, self.dst.host.name, "window open: the sender resumes"
+                self.conn,
+                self.dst.side,
+                self.dst.host.name,
+                "window open: the sender resumes",
+                Tcp.WINDOW_OPEN,
             )
         while self.waiting:
             segment = self.waiting[0]
@@ -541,7 +555,7 @@ class SimTransport(asyncio.Transport):
             return
         pipe = self._pipe()
         pipe.send(Segment("DATA", bytes(data)))
-        if pipe.buffered_bytes > self._network.send_buffer:
+        if pipe.buffered_bytes > SEND_BUFFER:
             # Only bytes beyond the kernel's buffer count: most writes leave none.
             self._update_flow_control()
 
@@ -593,7 +607,7 @@ class SimTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes waiting beyond what the kernel's send buffer holds."""
-        return max(0, self._pipe().buffered_bytes - self._network.send_buffer)
+        return max(0, self._pipe().buffered_bytes - SEND_BUFFER)
 
     def _update_flow_control(self) -> None:
         if self._lost:
@@ -833,9 +847,6 @@ class Network:
         self.connections: dict[TcpConnection, None] = {}
         # The same connections by the hosts at their ends, so that a crash visits only its own.
         self.by_host: dict[str, dict[TcpConnection, None]] = {}
-        self.tcp_user_timeout = TCP_USER_TIMEOUT
-        self.send_buffer = SEND_BUFFER
-        self.receive_buffer = RECEIVE_BUFFER
         # Faults acting on the path between two hosts (slicer, slow close...), by host pair.
         self.effects: dict[tuple[str, str], list[PathEffect]] = {}
         # The network's own timers run in an empty context: they belong to no host, so a
@@ -1037,6 +1048,7 @@ class Network:
             endpoint.side,
             endpoint.host.name,
             "RST",
+            Tcp.RST,
             peer=pipe.dst.host.name,
             arrives=arrives,
         )
@@ -1047,16 +1059,16 @@ class Network:
         endpoint.closed = True
         endpoint.conn.pipe_from(endpoint).drop()
         self.observer.tcp(
-            endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer"
+            endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer", Tcp.RESET
         )
         if endpoint.transport is not None:
             endpoint.transport._lose(
                 ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
             )
 
-    def reset_both_ends(self, conn: TcpConnection, why: str) -> None:
-        """Something on the path resets ``conn``: both ends receive an RST now."""
-        self.observer.tcp(conn, "client", conn.client.host.name, why)
+    def reset_both_ends(self, conn: TcpConnection, why: str, cause: FaultInfo) -> None:
+        """Something on the path (``cause``) resets ``conn``: both ends receive an RST now."""
+        self.observer.tcp(conn, "client", conn.client.host.name, why, cause)
         for endpoint in (conn.client, conn.server):
             if endpoint is not None:
                 self._reset_arrived(endpoint)
@@ -1108,7 +1120,9 @@ class Network:
         self.listeners[(here.name, port)] = server
         if start_serving:
             server._serving = True
-        self.observer.tcp(None, "server", here.name, f"listening on {here.name}:{port}")
+        self.observer.tcp(
+            None, "server", here.name, f"listening on {here.name}:{port}", Tcp.LISTENING
+        )
         return server
 
     def unlisten(self, server: SimServer) -> None:
@@ -1154,18 +1168,24 @@ class Network:
         target, port = conn.target, conn.target_port
         client = conn.client
         if attempt == len(SYN_RETRY_DELAYS):
-            self.observer.tcp(conn, "client", client.host.name, "connect timed out (no SYN-ACK)")
+            text = "connect timed out (no SYN-ACK)"
+            self.observer.tcp(conn, "client", client.host.name, text, Tcp.CONNECT_TIMEOUT)
             established.set_exception(
                 TimeoutError(errno.ETIMEDOUT, f"Connect call failed ({target.name!r}, {port})")
             )
             return
-        text = "SYN" if attempt == 0 else f"SYN (retransmission {attempt})"
+        if attempt == 0:
+            text, what = "SYN", Tcp.SYN
+        else:
+            text, what = f"SYN (retransmission {attempt})", Tcp.SYN_RETRANSMISSION
         link = self.link(client.host.name, target.name)
         arrives: float | None = None
         if self.reachable(client.host, target):
             arrives = self.loop.time() + link.latency
             self.call_at(arrives, conn.index, 0, self._syn_arrived, conn)
-        self.observer.tcp(conn, "client", client.host.name, text, peer=target.name, arrives=arrives)
+        self.observer.tcp(
+            conn, "client", client.host.name, text, what, peer=target.name, arrives=arrives
+        )
         self.loop.call_later(
             SYN_RETRY_DELAYS[attempt], self._send_syn, conn, attempt + 1, context=self.quiet
         )
@@ -1184,6 +1204,7 @@ class Network:
                 "server",
                 target.name,
                 "RST",
+                Tcp.RST,
                 peer=client.host.name,
                 arrives=self.loop.time() + back,
             )
@@ -1202,7 +1223,7 @@ class Network:
         target, port = conn.target, conn.target_port
         if established.done() or not conn.client.alive:
             return
-        self.observer.tcp(conn, "client", conn.client.host.name, "connection refused")
+        self.observer.tcp(conn, "client", conn.client.host.name, "connection refused", Tcp.REFUSED)
         established.set_exception(
             ConnectionRefusedError(
                 errno.ECONNREFUSED, f"Connect call failed ({target.name!r}, {port})"
@@ -1217,7 +1238,7 @@ class Network:
             return
         if not conn.client.alive:
             return
-        self.observer.tcp(conn, "client", conn.client.host.name, "connected")
+        self.observer.tcp(conn, "client", conn.client.host.name, "connected", Tcp.CONNECTED)
         established.set_result(None)
 
     def _ack_arrived(self, conn: TcpConnection) -> None:
@@ -1230,7 +1251,7 @@ class Network:
         if not listener.accepting or not server.alive:
             self.send_reset(server)
             return
-        self.observer.tcp(conn, "server", server.host.name, "accepted")
+        self.observer.tcp(conn, "server", server.host.name, "accepted", Tcp.ACCEPTED)
         server.host.run_here(listener._accept, server)
         if self.effects:
             for effect in self.effects.get(self._pair(conn.client.host.name, server.host.name), []):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from websockets.frames import Opcode
 
 from wssim.lifecycle import Endpoint, FaultSpan, Span, State, endpoints, faults, spans
 from wssim.style import COLORS, FAULT_ALPHA, FONT_SIZES, STATE_COLORS, decorate
-from wssim.trace import KINDS, Event, Trace
+from wssim.trace import KINDS, Event, Phase, Tcp, Trace
 
 __all__ = ["DETAIL_LANES", "sequence", "timeline"]
 
@@ -55,12 +55,13 @@ def _as_set(value: str | Iterable[str] | None) -> set[str] | None:
     return {value} if isinstance(value, str) else set(value)
 
 
-def _frame_kind(text: str) -> str:
-    """``"data"``, ``"ping"`` or ``"close"``, from the opcode that starts a frame's text."""
-    opcode = text.split(" ", 1)[0]
-    if opcode in ("PING", "PONG"):
+def _frame_kind(event: Event) -> str:
+    """``"data"``, ``"ping"`` or ``"close"``, from the opcode of a frame."""
+    frame = event.frame
+    opcode = None if frame is None else frame.opcode
+    if opcode is Opcode.PING or opcode is Opcode.PONG:
         return "ping"
-    if opcode == "CLOSE":
+    if opcode is Opcode.CLOSE:
         return "close"
     return "data"  # TEXT, BINARY, CONT, or a frame with a reserved opcode
 
@@ -74,36 +75,21 @@ def _lane_label(endpoint: Endpoint) -> str:
 
 def _touches(fault: FaultSpan, hosts: set[str]) -> bool:
     """Does ``fault`` act on one of ``hosts`` (its own host, or an end of its path)?"""
-    if fault.host in hosts:
-        return True
-    path = re.search(r"(\S+) ↔ ([^\s:]+)", fault.text)
-    return path is not None and bool(hosts & {path[1], path[2]})
+    return fault.host in hosts or not hosts.isdisjoint(fault.hosts)
 
 
-_HOST_FAULT_LABELS = {
-    "crash": "crashed",
-    "power loss": "lost power",
-    "freeze": "frozen",
-    "suspend": "asleep",
-}
-
-
-_PATH_ACTION_LABELS = {
-    "idle_timeout": "flow forgotten",
-    "reset_peer": "reset",
-    "limit_data": "limit reached",
-}
-
-
-def _fault_label(fault: FaultSpan) -> str:
-    what = _HOST_FAULT_LABELS.get(fault.name)
-    if what is not None and fault.host:
-        return f"{fault.host} {what}"
-    if fault.instant and fault.text.startswith(f"{fault.name}: "):
-        # What a path fault did to a connection, at that moment.
-        return _PATH_ACTION_LABELS.get(fault.name, fault.name)
-    # A path fault's text is "name a ↔ b: details": the name and the path say enough.
-    return _shorten(fault.text.split(":")[0], 32)
+def _fault_label(span: FaultSpan) -> str:
+    """What a fault's band or marker says: each fault names itself (its ``label``)."""
+    info = span.info
+    if info is None:
+        # A fault event that names no fault: its text up to the details.
+        return _shorten(span.text.split(":")[0], 32)
+    fault = info.fault
+    if info.phase is Phase.ACT:
+        return fault.acted  # what it did to a connection, at that moment
+    if fault.path is None:
+        return f"{span.host} {fault.label}"
+    return _shorten(f"{fault.label} {fault.path}", 32)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -376,7 +362,7 @@ def _draw_frames(view: _View, frames: Iterable[Event]) -> None:
         y = view.y(event)
         if y is not None:
             t = event.time
-            ticks[_frame_kind(event.text)].append([(t, y - _TICK), (t, y + _TICK)])
+            ticks[_frame_kind(event)].append([(t, y - _TICK), (t, y + _TICK)])
     for kind, segments in ticks.items():
         if not segments:
             continue
@@ -521,10 +507,10 @@ class _Arrow:
 
 def _arrow_kind(event: Event) -> str:
     if event.kind == "frame":
-        return _frame_kind(event.text)
+        return _frame_kind(event)
     if event.kind == "http":
         return "http"
-    if event.text == "RST":
+    if event.detail is Tcp.RST:
         return "error"
     return "tcp"
 
@@ -539,11 +525,30 @@ _ARROW_LABELS = {
 }
 
 
-def _arrow_text(text: str) -> str:
-    """The label of an arrow: the event's text without sizes and compression notes."""
-    text = re.sub(r" \(compressed to \d+ bytes\)", "", text)
-    text = re.sub(r" \[[^\]]*bytes[^\]]*\]$", "", text)
-    return text
+def _arrow_text(event: Event) -> str:
+    """The label of an arrow: a frame without its size and compression, what the wire tap
+    found irregular in it; else the event's text."""
+    frame = event.frame
+    if frame is None or not frame.head:
+        return event.text
+    head = event.text[: frame.head]
+    return f"{head} ({frame.notes})" if frame.notes else head
+
+
+def _without_parentheses(text: str) -> str:
+    """``text`` without its parenthesised parts (and the space before each)."""
+    out: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "(":
+            if depth == 0 and out and out[-1] == " ":
+                out.pop()
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
 
 
 def _fit(text: str, limit: int) -> str:
@@ -553,7 +558,7 @@ def _fit(text: str, limit: int) -> str:
     code (``CLOSE 1011``), then cut.
     """
     if len(text) > limit:
-        text = re.sub(r" \([^)]*\)", "", text)
+        text = _without_parentheses(text)
     if len(text) > limit:
         parts = []
         for part in text.split(" + "):
@@ -619,9 +624,7 @@ def sequence(
     conn_faults = [
         f
         for f in faults(trace, until=last)
-        if f.end >= first
-        and f.start <= last
-        and (f.host in hosts.values() or any(h and h in f.text.split() for h in hosts.values()))
+        if f.end >= first and f.start <= last and _touches(f, {h for h in hosts.values() if h})
     ]
     knots = {first, last}
     knots.update(a.time for a in arrows)
@@ -739,13 +742,15 @@ def _exchange(events: Trace, wanted: set[str]) -> tuple[dict[str, str], list[_Ar
                 arrow = _Arrow(event.side, event.time, event.arrives, [], _arrow_kind(event))
                 by_key[key] = arrow
                 arrows.append(arrow)
-            arrow.texts.append(_arrow_text(event.text))
+            arrow.texts.append(_arrow_text(event))
         elif not event.peer and event.kind == "closed":
             text = event.text.replace(": ", ":\n", 1).replace("; ", ";\n")
             normal = event.code in (1000, 1001)
             notes.append(_Note(event.side, event.time, text, COLORS["text" if normal else "error"]))
         elif not event.peer and event.kind in wanted:
-            failure = event.kind == "tcp" and re.search(r"refused|timed out|reset", event.text)
+            # A TCP failure, or a fault acting on the connection, is an error.
+            what = event.tcp
+            failure = (what is not None and what.failure) or event.fault is not None
             color = COLORS["error" if failure else "tcp"]
             notes.append(_Note(event.side, event.time, event.text, color))
     return hosts, arrows, notes

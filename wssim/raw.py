@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import State as WsState
 from websockets.utils import apply_mask
 
 from wssim.hosts import current_host
 from wssim.network import SimTransport
 from wssim.recorder import Recorder
-from wssim.trace import Event
+from wssim.trace import ClosedInfo, Detail, Event
 
 __all__ = [
     "HttpHead",
@@ -52,7 +53,6 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 MAX_HTTP_HEAD = 16384
 LENGTH_BITS = (7, 16, 64)
-CONTROL_OPCODES = (0x8, 0x9, 0xA)
 
 
 def close_payload(code: int, reason: str | bytes = b"") -> bytes:
@@ -571,7 +571,7 @@ class RawConnection(asyncio.Protocol):
         elif exc is not None:
             self._end("lost", force=True)  # TCP gave up: timed out
         self._end("closed")
-        self._record_log("= connection is CLOSED")
+        self._record_state(WsState.CLOSED)
         self._record_closed()
         self._new.set()
 
@@ -582,7 +582,7 @@ class RawConnection(asyncio.Protocol):
 
     def _open(self) -> None:
         self.opened_at = self._time()
-        self._record_log("= connection is OPEN")
+        self._record_state(WsState.OPEN)
         self._opened.set()
 
     def _end(self, how: TcpEnd, *, force: bool = False) -> None:
@@ -598,7 +598,7 @@ class RawConnection(asyncio.Protocol):
         observer = self.transport.endpoint.conn.network.observer
         return observer if isinstance(observer, Recorder) else None
 
-    def _record(self, kind: str, text: str, code: int | None = None) -> None:
+    def _record(self, kind: str, text: str, code: int | None = None, detail: Detail = None) -> None:
         recorder = self._recorder()
         if recorder is None or self.transport is None:
             return
@@ -611,23 +611,31 @@ class RawConnection(asyncio.Protocol):
             conn=endpoint.conn.id,
             side=endpoint.side,
             code=code,
+            detail=detail,
         )
         recorder.add(event, endpoint.conn.index)
 
     def _record_log(self, text: str) -> None:
         self._record("log", text)
 
+    def _record_state(self, state: WsState) -> None:
+        # In websockets' words, for a raw endpoint to read like a real one in the trace.
+        self._record("log", f"= connection is {state.name}", detail=state)
+
     def _record_closed(self) -> None:
         name = type(self).__name__
         if self.opened_at is None:
             status = getattr(self, "status", None)
             answer = f"HTTP {status}" if status else "no HTTP response"
-            text = f"{name}: handshake failed: {answer}; {self._tcp_summary()}"
-            self._record("closed", text)
+            message = f"handshake failed: {answer}; {self._tcp_summary()}"
+            info = ClosedInfo(name, message, handshake=True, status=status or None)
+            self._record("closed", f"{name}: {message}", detail=info)
             return
         # As websockets reports it: the code received, 1006 when no close frame came.
         code = self.close_code
-        self._record("closed", f"{name}: {self.summary()}", 1006 if code is None else code)
+        message = self.summary()
+        info = ClosedInfo(name, message)
+        self._record("closed", f"{name}: {message}", 1006 if code is None else code, info)
 
 
 class RawClient(RawConnection):

@@ -15,10 +15,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.connection import Connection
+from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame
+from websockets.protocol import State as WsState
 
 from wssim.hosts import current_host
-from wssim.trace import Event, Trace
-from wssim.wiretap import ConnectionTap
+from wssim.trace import ClosedInfo, Detail, Event, FaultInfo, Tcp, Trace
+from wssim.wiretap import ConnectionTap, frame_info
 
 if TYPE_CHECKING:
     from wssim.network import Endpoint, Pipe, TcpConnection
@@ -31,6 +34,28 @@ LOGGERS = ("websockets.client", "websockets.server")
 # Sec-WebSocket-Key and the wall-clock Date, and the wire tap already shows the request
 # and the status line: the trace leaves them out.
 HEADER_LINES = frozenset({"> %s: %s", "< %s: %s"})
+
+# The lines in which websockets logs a frame it sent or received, and a change of state:
+# the trace gives them typed details, read from the log call's arguments.
+_SENT, _RECEIVED, _STATE = "> %s", "< %s", "= connection is %s"
+_STATES = {state.name: state for state in WsState}
+
+
+_NOTHING: tuple[Detail, int | None] = (None, None)
+
+
+def _log_detail(msg: object, args: tuple[object, ...], text: str) -> tuple[Detail, int | None]:
+    """The detail of a websockets log line and its close code, from its format, arguments
+    and text."""
+    if not args:
+        return _NOTHING
+    if msg == _STATE:
+        return _STATES.get(args[0]), None  # type: ignore[call-overload]
+    frame = args[0]
+    if isinstance(frame, Frame) and msg in (_SENT, _RECEIVED):
+        # The text is "> " and websockets' description, which ends with the size.
+        return frame_info(frame, None, None, text.rindex(" ["), sent=msg == _SENT)
+    return _NOTHING
 
 
 def _round(t: float) -> float:
@@ -77,6 +102,7 @@ class Recorder(logging.Filter):
         side: str,
         host: str,
         text: str,
+        detail: Tcp | FaultInfo,
         *,
         peer: str = "",
         arrives: float | None = None,
@@ -91,6 +117,7 @@ class Recorder(logging.Filter):
                 conn=conn.id if conn else "",
                 side=side,
                 arrives=None if arrives is None else _round(arrives),
+                detail=detail,
             ),
             conn.index if conn else 0,
         )
@@ -113,6 +140,7 @@ class Recorder(logging.Filter):
                     side=pipe.src.side,
                     arrives=None if arrives is None else _round(arrives),
                     code=item.code,
+                    detail=item.frame,
                 ),
                 conn.index,
             )
@@ -145,10 +173,13 @@ class Recorder(logging.Filter):
             exc: BaseException = sansio.handshake_exc
             text = f"handshake failed: {type(exc).__name__}: {exc}"
             code = None
+            status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+            info = ClosedInfo(type(exc).__name__, str(exc), handshake=True, status=status)
         else:
             exc = sansio.close_exc
             text = f"{type(exc).__name__}: {exc}"
             code = sansio.close_code
+            info = ClosedInfo(type(exc).__name__, str(exc))
         self.add(
             Event(
                 self.now(),
@@ -158,6 +189,7 @@ class Recorder(logging.Filter):
                 conn=endpoint.conn.id,
                 side=endpoint.side,
                 code=code,
+                detail=info,
             ),
             endpoint.conn.index,
         )
@@ -203,7 +235,12 @@ class Recorder(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             text += f" ({type(exc).__name__}: {exc})"
-        self.add(Event(self.now(), "log", text, host=host.name, conn=conn, side=side), index)
+        args = record.args
+        detail, code = _log_detail(record.msg, args, text) if isinstance(args, tuple) else _NOTHING
+        event = Event(
+            self.now(), "log", text, host=host.name, conn=conn, side=side, code=code, detail=detail
+        )
+        self.add(event, index)
         return False
 
 
@@ -233,10 +270,11 @@ class EndpointLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             text += f" ({type(exc).__name__}: {exc})"
         endpoint = self._endpoint
         recorder = self._recorder
+        detail, code = _log_detail(msg, args, text)
         recorder.add(
             Event(
                 recorder.now(), "log", text, host=endpoint.host.name,
-                conn=endpoint.conn.id, side=endpoint.side,
+                conn=endpoint.conn.id, side=endpoint.side, code=code, detail=detail,
             ),
             endpoint.conn.index,
         )  # fmt: skip

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from wssim.lifecycle import endpoints
 from wssim.resources import Ledger, connections_open
-from wssim.trace import Table, Trace
+from wssim.trace import Table, Tcp, Trace
 
 __all__ = [
     "Line",
@@ -149,14 +149,6 @@ class MessageLog:
         """Every stream, in the order first seen."""
         return list(dict.fromkeys([*self._sent, *self._delivered]))
 
-    def sent_ids(self, stream: Hashable) -> list[Hashable]:
-        """The ids sent on ``stream``, in order."""
-        return list(self._sent.get(stream, {}))
-
-    def delivered_ids(self, stream: Hashable) -> list[Hashable]:
-        """The ids delivered on ``stream``, in order, duplicates included."""
-        return list(self._delivered.get(stream, []))
-
     def lost_ids(self, stream: Hashable) -> list[Hashable]:
         """The ids sent on ``stream`` and never delivered, in the order sent."""
         delivered = set(self._delivered.get(stream, []))
@@ -243,7 +235,7 @@ def attempts_per_second(
     senders = None if hosts is None else set(hosts)
     counts = [0] * max(1, math.ceil(until - since))
     for event in trace.filter(kind="tcp", side="client", since=since - 60, until=until):
-        if event.text != "SYN" or event.peer != server or event.arrives is None:
+        if event.detail is not Tcp.SYN or event.peer != server or event.arrives is None:
             continue
         if senders is not None and event.host not in senders:
             continue

@@ -39,7 +39,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from wssim.admission import Admission
 from wssim.hosts import Host
 from wssim.simulation import Simulation
-from wssim.trace import Table, Trace
+from wssim.trace import Table, Tcp, Trace
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -234,7 +234,7 @@ def _measure(
     closed: list[list[float]],
 ) -> StormResult:
     after = trace.filter(since=crash_at, kind=("tcp", "http"))
-    syns = [e for e in after if e.kind == "tcp" and e.side == "client" and e.text == "SYN"]
+    syns = [e for e in after if e.side == "client" and e.detail is Tcp.SYN]
     arrivals = [e.arrives for e in syns if e.arrives is not None and e.peer == "server"]
     bins = [0] * (int(max(arrivals, default=crash_at) - crash_at) + 1)
     for t in arrivals:
@@ -243,11 +243,7 @@ def _measure(
     up_bins = [0] * (int(max(up, default=restart_at) - restart_at) + 1)
     for t in up:
         up_bins[int(t - restart_at)] += 1
-    refused_tcp = sum(
-        1
-        for e in after
-        if e.kind == "tcp" and e.side == "client" and e.text == "connection refused"
-    )
+    refused_tcp = sum(1 for e in after if e.side == "client" and e.detail is Tcp.REFUSED)
     refused_503 = sum(1 for e in after if e.kind == "http" and e.side == "server" and e.code == 503)
 
     back: list[float] = []

@@ -17,17 +17,246 @@ fault     something that went wrong on purpose: a partition, a crash
 host      a host event: restart
 mark      a note the experiment added with :meth:`Simulation.mark`
 ========  ==============================================================================
+
+An event's text is for people; code reads its fields. Besides the text, each event
+carries a typed :attr:`Event.detail`: a :class:`Tcp` member, a :class:`FrameInfo`, a
+:class:`ClosedInfo`, a :class:`FaultInfo`, a :class:`HostEvent`, or the websockets
+connection state a ``log`` line announces. No module parses another module's sentence.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, overload
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, overload
 
-__all__ = ["KINDS", "Event", "Table", "Trace"]
+from websockets.frames import Opcode
+from websockets.protocol import State as WsState
+
+__all__ = [
+    "KINDS",
+    "MAX_DATA",
+    "ClosedInfo",
+    "Detail",
+    "Event",
+    "FaultInfo",
+    "FaultLike",
+    "FrameInfo",
+    "HostEvent",
+    "Path",
+    "Phase",
+    "Table",
+    "Tcp",
+    "Trace",
+]
 
 KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark")
+
+
+class Tcp(enum.Enum):
+    """What a ``tcp`` event reports: a segment sent, or what happened at one end.
+
+    The value is a short name for tables; the event's text says it for people.
+    """
+
+    LISTENING = "listening"
+    """A server listens on a port (``listening on server:8765``)."""
+    SYN = "SYN"
+    """The first SYN of a connection attempt."""
+    SYN_RETRANSMISSION = "SYN retransmission"
+    """A SYN sent again because no SYN-ACK came (``SYN (retransmission 1)``)."""
+    SYN_ACK = "SYN-ACK"
+    FIN = "FIN"
+    RST = "RST"
+    RETRANSMISSION = "retransmission"
+    """Data sent again once the path is open (``retransmission (120 bytes)``)."""
+    CONNECTED = "connected"
+    """The client's SYN-ACK arrived: the connection is established."""
+    ACCEPTED = "accepted"
+    """The server's kernel completed the handshake and handed the socket over."""
+    REFUSED = "refused"
+    """Nothing listened: ``connection refused``."""
+    CONNECT_TIMEOUT = "connect timeout"
+    """No SYN-ACK after every SYN retransmission: ``connect timed out (no SYN-ACK)``."""
+    RESET = "reset"
+    """An RST arrived: ``connection reset by peer``."""
+    TIMED_OUT = "timed out"
+    """The sender gave up retransmitting: ``connection timed out``."""
+    WINDOW_FULL = "zero window"
+    """The receiver's buffer is full: the sender waits."""
+    WINDOW_OPEN = "window open"
+    """The receiver made room: the sender resumes."""
+
+    @property
+    def failure(self) -> bool:
+        """True for the outcomes that end a connection endpoint with an error."""
+        return self in _TCP_FAILURES
+
+
+_TCP_FAILURES = frozenset({Tcp.REFUSED, Tcp.CONNECT_TIMEOUT, Tcp.RESET, Tcp.TIMED_OUT})
+
+
+class HostEvent(enum.Enum):
+    """What a ``host`` event reports."""
+
+    RESTART = "restart"
+    """The host boots again, empty (it ends a fault that killed its processes)."""
+    PROCESS_FAILED = "process failed"
+    """A process on the host raised an exception: the run stops."""
+
+
+class Phase(enum.Enum):
+    """Which moment of a fault an event records."""
+
+    START = "start"
+    END = "end"
+    ACT = "act"
+    """What a lasting fault did to one connection, at that moment (a middlebox forgot a
+    flow, reset it, closed it)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Path:
+    """The path between two hosts, both directions: ``Path("client", "server")``.
+
+    Two paths are equal when they join the same hosts, in either order. ``str(path)`` is
+    ``"client ↔ server"``, as the trace writes it.
+    """
+
+    a: str
+    b: str
+
+    def __str__(self) -> str:
+        return f"{self.a} ↔ {self.b}"
+
+    def __contains__(self, host: object) -> bool:
+        return host == self.a or host == self.b
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Path) and {self.a, self.b} == {other.a, other.b}
+
+    def __hash__(self) -> int:
+        return hash(frozenset((self.a, self.b)))
+
+    @property
+    def hosts(self) -> tuple[str, str]:
+        """``(a, b)``."""
+        return (self.a, self.b)
+
+
+class FaultLike(Protocol):
+    """What the trace, and whatever reads it, knows of a fault.
+
+    :class:`wssim.faults.Fault` is the one implementation; the trace sits below the faults
+    and names only this much of them.
+    """
+
+    @property
+    def name(self) -> str:
+        """Its name in the trace (``"partition"``, ``"power loss"``)."""
+
+    @property
+    def label(self) -> str:
+        """How figures and diagnoses name it: ``"crashed"`` for a host (after its name),
+        the name for a path (before it)."""
+
+    @property
+    def acted(self) -> str:
+        """How figures name the moment it acted on one connection (``"flow forgotten"``)."""
+
+    @property
+    def kills(self) -> bool:
+        """True if every process on its host dies when it starts, and with them every
+        connection endpoint there; a restart of the host ends it."""
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The hosts it involves."""
+
+    @property
+    def path(self) -> Path | None:
+        """The path it acts on, or None for a fault on one host."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultInfo:
+    """The detail of a fault's event: which fault, and which moment of it.
+
+    Attributes:
+        fault: the fault (a :class:`wssim.faults.Fault`; faults compare by their class and
+            parameters, so the same fault in two runs is equal).
+        phase: its start, its end, or what it did to one connection.
+    """
+
+    fault: FaultLike
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """The detail of a WebSocket frame: on the wire (``frame`` events), or as an endpoint
+    logged it (``log`` events ``> ...`` and ``< ...``).
+
+    Attributes:
+        opcode: websockets' :class:`~websockets.frames.Opcode`, or the number of a
+            reserved opcode.
+        size: the payload's size in bytes, decompressed (what ``[N bytes]`` says).
+        wire_size: the payload's size on the wire (compressed, if permessage-deflate
+            compressed it); None in a log line, which sees the frame before compression.
+        fin: False for a fragment that more fragments follow.
+        masked: whether the payload was masked on the wire; None in a log line.
+        data: a data frame's payload as text, if it is valid UTF-8 of at most
+            :data:`MAX_DATA` bytes; else None (the trace keeps no large payloads).
+        reason: a CLOSE frame's reason (its code is :attr:`Event.code`), or None.
+        sent: in a log line, True if the endpoint sent the frame (``>``), False if it
+            received it (``<``). A frame on the wire is sent by the event's host.
+        head: how many characters at the start of the event's text describe the frame
+            without its size and notes (``TEXT 'hi'`` of ``TEXT 'hi' [2 bytes]``).
+        notes: what the wire tap found irregular (``"unmasked"``, ``"reserved bits
+            set"``), or ``""``.
+    """
+
+    opcode: int
+    size: int
+    wire_size: int | None
+    fin: bool = True
+    masked: bool | None = None
+    data: str | None = None
+    reason: str | None = None
+    sent: bool = True
+    head: int = 0
+    notes: str = ""
+
+
+MAX_DATA = 1024
+"""Payloads up to this many bytes are kept as text in :attr:`FrameInfo.data`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedInfo:
+    """The detail of a ``closed`` event: the exception the connection ended with.
+
+    Attributes:
+        exception: its class name (``"ConnectionClosedError"``, ``"InvalidStatus"``).
+        message: its message (``str(exc)``).
+        handshake: True if the opening handshake failed.
+        status: the HTTP status of a refused handshake (``InvalidStatus``), or None.
+    """
+
+    exception: str
+    message: str
+    handshake: bool = False
+    status: int | None = None
+
+
+Detail: TypeAlias = Tcp | FrameInfo | ClosedInfo | FaultInfo | HostEvent | WsState | None
+"""What an event carries besides its text, by kind: ``tcp`` a :class:`Tcp`, ``frame`` a
+:class:`FrameInfo` (``bytes``: None), ``log`` a :class:`FrameInfo` for a frame sent or
+received or websockets' connection ``State`` for a state change (else None), ``closed`` a
+:class:`ClosedInfo`, ``fault`` a :class:`FaultInfo` (a ``tcp`` event too, when a fault acts
+on a connection), ``host`` a :class:`HostEvent`. ``http`` and ``mark`` events have None:
+the status of a response is :attr:`Event.code`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +273,9 @@ class Event:
         side: ``"client"`` or ``"server"``: which end of ``conn`` this is about.
         arrives: for things sent on the wire, when they reach ``peer`` (None: lost or
             waiting for retransmission).
-        code: the close code (``closed`` events, CLOSE frames) or the HTTP status.
+        code: the close code (``closed`` events, CLOSE frames on the wire or logged) or the
+            HTTP status of a response.
+        detail: what code reads instead of the text (see :data:`Detail`).
     """
 
     time: float
@@ -56,6 +287,7 @@ class Event:
     side: str = ""
     arrives: float | None = None
     code: int | None = None
+    detail: Detail = None
 
     @property
     def where(self) -> str:
@@ -67,6 +299,90 @@ class Event:
         if not self.peer:
             return self.host
         return f"{self.host} {'→' if self.arrives is not None else '↛'} {self.peer}"
+
+    @property
+    def tcp(self) -> Tcp | None:
+        """The :class:`Tcp` detail, or None."""
+        detail = self.detail
+        return detail if isinstance(detail, Tcp) else None
+
+    @property
+    def frame(self) -> FrameInfo | None:
+        """The :class:`FrameInfo` detail (a frame on the wire, or logged), or None."""
+        detail = self.detail
+        return detail if isinstance(detail, FrameInfo) else None
+
+    @property
+    def closed(self) -> ClosedInfo | None:
+        """The :class:`ClosedInfo` detail, or None."""
+        detail = self.detail
+        return detail if isinstance(detail, ClosedInfo) else None
+
+    @property
+    def fault(self) -> FaultInfo | None:
+        """The :class:`FaultInfo` detail, or None."""
+        detail = self.detail
+        return detail if isinstance(detail, FaultInfo) else None
+
+    def record(self) -> dict[str, Any]:
+        """The event as a plain dict: its fields, the detail's spread over named columns.
+
+        Every record has the same keys; those of another kind of detail are None.
+        """
+        out: dict[str, Any] = {
+            "time": self.time,
+            "kind": self.kind,
+            "text": self.text,
+            "host": self.host,
+            "peer": self.peer,
+            "conn": self.conn,
+            "side": self.side,
+            "arrives": self.arrives,
+            "code": self.code,
+        }
+        out.update(_DETAIL_COLUMNS)
+        detail = self.detail
+        if isinstance(detail, Tcp):
+            out["tcp"] = detail.value
+        elif isinstance(detail, FrameInfo):
+            opcode = detail.opcode
+            out["opcode"] = opcode.name if isinstance(opcode, Opcode) else opcode
+            out["size"] = detail.size
+            out["wire_size"] = detail.wire_size
+            out["data"] = detail.data
+            out["reason"] = detail.reason
+        elif isinstance(detail, ClosedInfo):
+            out["exception"] = detail.exception
+            out["status"] = detail.status
+        elif isinstance(detail, FaultInfo):
+            out["fault"] = detail.fault.name
+            out["phase"] = detail.phase.value
+            path = detail.fault.path
+            out["path"] = None if path is None else str(path)
+        elif isinstance(detail, HostEvent):
+            out["host_event"] = detail.value
+        elif isinstance(detail, WsState):
+            out["state"] = detail.name
+        return out
+
+
+_DETAIL_COLUMNS: dict[str, Any] = dict.fromkeys(
+    (
+        "tcp",
+        "opcode",
+        "size",
+        "wire_size",
+        "data",
+        "reason",
+        "exception",
+        "status",
+        "fault",
+        "phase",
+        "path",
+        "host_event",
+        "state",
+    )
+)
 
 
 def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -175,8 +491,11 @@ class Trace(Sequence[Event]):
         return self._events[-1].time if self._events else 0.0
 
     def records(self) -> list[dict[str, Any]]:
-        """Events as plain dicts, ready for ``pandas.DataFrame(trace.records())``."""
-        return [asdict(e) for e in self._events]
+        """Events as plain dicts, ready for ``pandas.DataFrame(trace.records())``.
+
+        See :meth:`Event.record` for the columns.
+        """
+        return [e.record() for e in self._events]
 
     def table(self, *, digits: int = 3, **criteria: Any) -> Table:
         """An aligned text table of the events matching :meth:`filter` criteria.

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.exceptions import WebSocketException
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Close, Frame, Opcode
 from websockets.headers import parse_extension
 
-__all__ = ["ConnectionTap", "Decoded", "DirectionTap"]
+from wssim.trace import MAX_DATA, FrameInfo
+
+__all__ = ["ConnectionTap", "Decoded", "DirectionTap", "frame_info"]
 
 MAX_HTTP_HEAD = 16384
 
@@ -29,6 +32,7 @@ class Decoded:
     kind: str  # "http", "frame" or "bytes"
     text: str
     code: int | None = None  # the close code of a CLOSE frame, the status of a response
+    frame: FrameInfo | None = None  # what a frame is, for code that reads the trace
 
 
 @dataclass
@@ -180,11 +184,16 @@ class DirectionTap:
         notes = []
         if masked != self._from_client:
             notes.append("masked" if masked else "unmasked")
+        wire_size = len(payload)
         try:
             opcode = Opcode(opcode_value)
         except ValueError:
             notes.append(f"reserved opcode {opcode_value:#x}")
-            return Decoded("frame", f"FRAME [{len(payload)} bytes, {', '.join(notes)}]")
+            irregular = ", ".join(notes)
+            info = FrameInfo(
+                opcode_value, wire_size, wire_size, fin, masked, head=5, notes=irregular
+            )
+            return Decoded("frame", f"FRAME [{wire_size} bytes, {irregular}]", frame=info)
         frame = Frame(opcode, payload, fin, rsv1, rsv2, rsv3)
         is_data = opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
         if is_data and self._connection.deflate_params is not None and not (rsv2 or rsv3):
@@ -192,15 +201,15 @@ class DirectionTap:
         elif rsv1 or rsv2 or rsv3:
             notes.append("reserved bits set")
         text = str(frame)
+        # websockets ends its description with the size in brackets; the tap knows its
+        # own sentence, so it says where the frame's description ends for the plots.
+        head = text.rindex(" [")
+        irregular = ""
         if notes:
+            irregular = ", ".join(n for n in notes if not n.startswith("compressed"))
             text += f" ({', '.join(notes)})"
-        code = None
-        if opcode is Opcode.CLOSE:
-            try:
-                code = Close.parse(payload).code if payload else 1005
-            except (WebSocketException, UnicodeDecodeError, ValueError):
-                code = None
-        return Decoded("frame", text, code=code)
+        info, code = frame_info(frame, wire_size, masked, head, irregular)
+        return Decoded("frame", text, code=code, frame=info)
 
     def _inflate(self, frame: Frame, notes: list[str]) -> Frame:
         if self._deflate is None:
@@ -219,3 +228,56 @@ class DirectionTap:
         if compressed:
             notes.append(f"compressed to {wire_size} bytes")
         return frame
+
+
+def frame_info(
+    frame: Frame,
+    wire_size: int | None,
+    masked: bool | None,
+    head: int,
+    notes: str = "",
+    *,
+    sent: bool = True,
+) -> tuple[FrameInfo, int | None]:
+    """The :class:`~wssim.trace.FrameInfo` of a decoded frame, and its close code.
+
+    Args:
+        frame: the frame, decompressed.
+        wire_size: its payload's size on the wire, or None if unknown (a log line).
+        masked: whether it was masked on the wire, or None if unknown.
+        head: the length of its description before the size.
+        notes: what was irregular about it.
+        sent: False for a frame an endpoint logged as received.
+    """
+    opcode = frame.opcode
+    data = reason = None
+    code = None
+    if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+        if len(frame.data) <= MAX_DATA:
+            try:
+                data = bytes(frame.data).decode()
+            except UnicodeDecodeError:
+                data = None
+    elif opcode is Opcode.CLOSE:
+        try:
+            if frame.data:
+                close = Close.parse(frame.data)
+                code, reason = close.code, close.reason
+            else:
+                code = 1005  # RFC 6455, 7.1.5: no status code was present
+        except (WebSocketException, UnicodeDecodeError, ValueError):
+            code = None
+    key = (opcode, len(frame.data), wire_size, frame.fin, masked, data, reason, sent, head, notes)
+    info = _INTERNED.get(key)
+    if info is None:
+        if len(_INTERNED) >= _INTERNED_MAX:
+            _INTERNED.clear()
+        info = _INTERNED[key] = FrameInfo(*key)
+    return info, code
+
+
+# Frames repeat (every keepalive PING of a connection is described alike): equal details
+# are shared, as they are immutable, which saves an allocation per frame on the hot path
+# and memory in long traces. Bounded, so that distinct messages are not all kept.
+_INTERNED: dict[tuple[Any, ...], FrameInfo] = {}
+_INTERNED_MAX = 4096

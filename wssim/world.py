@@ -23,10 +23,11 @@ from typing import Any
 import websockets.asyncio.client
 
 from wssim.clock import MAX_TIME, VirtualClockLoop
+from wssim.faults import Crash, Fault, Freeze, PowerLoss
 from wssim.hosts import Host, HostState, owner_of, running_on
 from wssim.network import Network, SimServer, SimTransport
 from wssim.recorder import Recorder
-from wssim.trace import Event
+from wssim.trace import Detail, Event, HostEvent, Phase
 
 __all__ = ["ProcessFailed", "SimLoop", "World"]
 
@@ -330,7 +331,12 @@ class World:
             f"t={self.loop.time():g} s: {type(exc).__name__}: {exc}"
         )
         failure.__cause__ = exc
-        self.record("host", f"{what} {task.get_name()} failed: {type(exc).__name__}: {exc}", where)
+        self.record(
+            "host",
+            f"{what} {task.get_name()} failed: {type(exc).__name__}: {exc}",
+            where,
+            HostEvent.PROCESS_FAILED,
+        )
         self.failures.append(failure)
         self.loop.stop()
 
@@ -378,45 +384,47 @@ class World:
             )
         return host
 
-    def record(self, kind: str, text: str, host: str = "") -> None:
-        self.recorder.add(Event(self.recorder.now(), kind, text, host=host))
+    def record(self, kind: str, text: str, host: str = "", detail: Detail = None) -> None:
+        self.recorder.add(Event(self.recorder.now(), kind, text, host=host, detail=detail))
 
-    def record_host_event(self, host: Host, what: str) -> None:
-        self.record("host", what, host.name)
+    def record_host_event(self, host: Host, what: HostEvent) -> None:
+        self.record("host", what.value, host.name, what)
 
-    def crash_host(self, host: Host) -> None:
+    def crash_host(self, host: Host, cause: Fault | None = None) -> None:
+        """Kill the host's processes; ``cause`` is the fault recorded (default: a crash)."""
         if host.state is not HostState.UP:
             return
         # A frozen process dies without reading what waited for it: the OS then resets
         # those connections (RST), as it does for any socket closed with unread data.
         self.thaw_host(host, read=False)
-        self.record("fault", "crash: every process dies; the OS closes their sockets", host.name)
+        if self.recorder.recording:  # not while the world shuts down, host by host
+            (cause or Crash(host.name)).record(self, Phase.START)
         self.network.crash(host)
         host._kill_processes()
         host.state = HostState.CRASHED
 
-    def power_off_host(self, host: Host) -> None:
+    def power_off_host(self, host: Host, cause: Fault | None = None) -> None:
         """The power goes: processes stop, and nothing at all leaves the host any more."""
         if host.state is HostState.OFF:
             return
         self.thaw_host(host, read=False)
-        self.record(
-            "fault", "power loss: everything stops; nothing is sent, not even a FIN", host.name
-        )
+        (cause or PowerLoss(host.name)).record(self, Phase.START)
         host.state = HostState.OFF
         self.network.power_off(host)
         host._kill_processes()
 
-    def freeze_host(self, host: Host, *, record: bool = True) -> None:
+    def freeze_host(self, host: Host, *, record: bool = True, cause: Fault | None = None) -> None:
         """Stop running the host's processes; its network stack still receives."""
         if host.frozen or host.state is not HostState.UP:
             return
         if record:
-            self.record("fault", "freeze: the processes stop running; data waits", host.name)
+            (cause or Freeze(host.name)).record(self, Phase.START)
         host.frozen = True
         self.loop.freeze(host)
 
-    def thaw_host(self, host: Host, *, quietly: bool = False, read: bool = True) -> None:
+    def thaw_host(
+        self, host: Host, *, quietly: bool = False, read: bool = True, cause: Fault | None = None
+    ) -> None:
         """Let a frozen host run again: what waited runs now, in the order it came.
 
         First the data its kernel received (unless ``read`` is false: a process that dies
@@ -426,7 +434,7 @@ class World:
         if not host.frozen:
             return
         if not quietly:
-            self.record("fault", "thaw: the processes run again", host.name)
+            (cause or Freeze(host.name)).record(self, Phase.END)
         host.frozen = False
         if read:
             for transport in self.network.transports_of(host):

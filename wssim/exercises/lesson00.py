@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Opcode
 
 from wssim.exercises import Feedback, correct, not_yet, seconds_close
 from wssim.simulation import Simulation
@@ -44,7 +45,11 @@ def _reply_times(client: Callable[[], Coroutine[Any, Any, Any]]) -> list[float] 
             trace = sim.run(until=10)
         except ProcessFailed as exc:
             return f"your client failed: {exc.__cause__!r}"
-    return [e.time for e in trace.filter(kind="log", side="client", contains="< TEXT")]
+    return [
+        e.time
+        for e in trace.filter(kind="log", side="client")
+        if e.frame is not None and not e.frame.sent and e.frame.opcode is Opcode.TEXT
+    ]
 
 
 def _check(

@@ -17,20 +17,23 @@ def _name(answer: object) -> object:
 
 
 def _closed(trace: object, side: str) -> tuple[int | None, str] | None:
+    """The close code and the exception's class name of ``side``'s ``closed`` event."""
     if not isinstance(trace, Trace):
         return None
     event = trace.first(kind="closed", side=side)
-    return None if event is None else (event.code, event.text)
+    info = None if event is None else event.closed
+    return None if event is None or info is None else (event.code, info.exception)
 
 
 def _exception(answer: object, side: str, seen: str) -> Feedback | None:
+    """Feedback if ``answer`` is not the exception ``seen`` (a class name), else None."""
     name = _name(answer)
     if name not in _EXCEPTIONS:
         return not_yet(
             f'answer with the exception the {side} gets: "ConnectionClosedOK" or '
             f'"ConnectionClosedError" (the trace\'s `closed` line starts with it).'
         )
-    if not seen.startswith(f"{name}:"):
+    if seen != name:
         return not_yet(f"the {side} does not get {name}: read its `closed` line in the trace.")
     return None
 

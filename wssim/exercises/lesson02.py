@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wssim import causes
+from websockets.frames import Opcode
+
+from wssim import causes, faults
 from wssim.diagnose import Diagnosis
 from wssim.exercises import Feedback, correct, not_yet
+from wssim.trace import Event
 
 __all__ = ["fast_keepalive", "longest_freeze", "longest_partition", "router"]
 
@@ -45,12 +48,19 @@ def _longest(
     return duration
 
 
+def _forgot_flow(event: Event) -> bool:
+    """Did the idle timeout forget the flow at this event?"""
+    acted = event.fault
+    return acted is not None and isinstance(acted.fault, faults.IdleTimeout)
+
+
 def router(diagnosis: object, client_knows_at: object) -> Feedback:
     """Exercise 1: a router forgets idle flows after 10 s; keepalive pings every 20 s."""
     if not isinstance(diagnosis, Diagnosis):
         return not_yet("pass what causes.idle_timeout(...) returned.")
-    forgot = diagnosis.trace.first(kind="tcp", contains="idle_timeout:")
-    pings = diagnosis.trace.filter(kind="frame", contains="PING")
+    trace = diagnosis.trace
+    forgot = next((e for e in trace.filter(kind="tcp") if _forgot_flow(e)), None)
+    pings = [e for e in trace.filter(kind="frame") if e.frame and e.frame.opcode is Opcode.PING]
     if forgot is None or not pings:
         return not_yet(
             "this is not the experiment asked for: a 10 s idle timeout (timeout=10), "

@@ -20,6 +20,7 @@ from typing import Any, TypeGuard, cast
 import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Opcode
 
 from wssim import resources
 from wssim.exercises import Feedback, correct, not_yet, seconds_close
@@ -301,9 +302,14 @@ def _silences(trace: Trace) -> dict[str, float]:
     last: dict[str, float] = {}
     silences: dict[str, float] = {}
     for event in trace.filter(kind="log", side="server"):
-        if event.text.startswith(("< TEXT", "< BINARY")):
+        frame = event.frame
+        if frame is None:
+            continue
+        if not frame.sent and frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             last[event.conn] = event.time
-        elif event.text.startswith("> CLOSE 1001") and event.conn not in silences:
+        elif frame.opcode is Opcode.CLOSE and frame.sent and event.code == 1001:
+            if event.conn in silences:
+                continue  # the first CLOSE counts
             since = last.get(event.conn, opened.get(event.conn) or 0.0)
             silences[event.conn] = event.time - since
     return silences
@@ -336,10 +342,13 @@ def idle_close(handler: object) -> Feedback:
     silences = _silences(trace)
     vanished = sum(fate == "vanishes" for *_, fate in crowd())
     if not silences:
-        other = trace.first(kind="log", side="server", contains="> CLOSE ")
-        words = [] if other is None else other.text.split()
-        closed = len(words) > 2 and words[2].isdigit()
-        code = f" (the server closed with {words[2]})" if closed else ""
+        codes = [
+            e.code
+            for e in trace.filter(kind="log", side="server")
+            if e.frame is not None and e.frame.sent and e.frame.opcode is Opcode.CLOSE
+        ]
+        first = next((c for c in codes if c is not None), None)
+        code = "" if first is None else f" (the server closed with {first})"
         return not_yet(
             f"no connection was closed with 1001{code}: after {IDLE:g} s without a message, "
             'close with 1001 ("going away").'
