@@ -265,7 +265,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
         todo = [path]
         if path.parent == NOTEBOOKS.resolve():
             # A notebook with solutions: make its learner copy again, and execute it too.
-            check([str(VENV_PYTHON), "-m", "wssim.course", "--all", str(path)], "learner copy")
+            learner = [str(VENV_PYTHON), str(ROOT / "tools" / "learner.py"), "--all", str(path)]
+            check(learner, "learner copy")
             todo.append(path.parent / "learner" / path.name)
         for notebook in todo:
             say(f"Executing {_short(str(notebook))}")

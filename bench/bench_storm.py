@@ -1,6 +1,6 @@
 """Benchmark: the reconnect storm of lesson 03, one strategy (or all six) per process.
 
-Scenario (``wssim.storm.storm``, the code lesson 03 runs): N clients, each on a host of its
+Scenario (``wssim.lab.storm.storm``, the code lesson 03 runs): N clients, each on a host of its
 own, join over 20 s; the server host crashes at t = 25 s and comes back at t = 35 s behind
 admission control (100 handshakes per second, a bucket of 100, HTTP 503 past it); every
 client reconnects with websockets' ``async for ws in connect(..., reconnect_delays=...)``
@@ -28,7 +28,8 @@ from typing import Any
 
 from _common import add_common_arguments, check_backoff_environment, emit, measure
 
-from wssim import backoff, storm
+from wssim.lab import storm
+from wssim.toolkit import backoff
 
 # The strategies of lesson 03, with its parameters.
 LESSON = {

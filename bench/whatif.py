@@ -27,7 +27,7 @@ import argparse
 import gc
 import sys
 
-import wssim.recorder as recorder
+import wssim.trace.recorder as recorder
 
 
 def _patch_nolog() -> None:

@@ -12,8 +12,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import wssim
-from wssim import backoff
-from wssim.admission import Admission
+from wssim.toolkit import backoff
+from wssim.toolkit.admission import Admission
 
 URI = "ws://server:8765"
 

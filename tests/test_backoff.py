@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 import wssim
 from tests.helpers import echo_server
-from wssim import backoff
+from wssim.toolkit import backoff
 
 
 def test_constant_repeats_its_delay_and_zero_is_the_naive_loop() -> None:

@@ -9,17 +9,18 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from wssim import Simulation, capstone
-from wssim.capstone_examples import (
+from wssim import Simulation
+from wssim.course import capstone
+from wssim.course.capstone_examples import (
     NaiveClient,
     ResilientClient,
     naive_handler,
     problem,
     resilient_handler,
 )
-from wssim.exercises import lesson07
-from wssim.resources import Ledger
-from wssim.scorecard import MessageLog
+from wssim.course.exercises import lesson07
+from wssim.lab.scorecard import MessageLog
+from wssim.toolkit.resources import Ledger
 
 # 40 clients, two minutes of chaos: 75 events to each client, 6 messages from each.
 SENT = 40 * 75 + 40 * 6

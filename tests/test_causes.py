@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from wssim import causes
-from wssim.diagnose import Diagnosis
+from wssim.course import causes
+from wssim.lab.diagnose import Diagnosis
 
 
 def sides(d: Diagnosis) -> tuple[tuple[str, int | None, float | None], ...]:

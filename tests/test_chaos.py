@@ -9,22 +9,29 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from wssim import Simulation, chaos, faults
-from wssim.scorecard import handler_failures
+from wssim import Simulation, faults
+from wssim.course.capstone import BAD_INPUTS
+from wssim.lab import chaos
+from wssim.lab.scorecard import handler_failures
 
 CLIENTS = [f"client{i:03d}" for i in range(50)]
 
 
 def test_the_same_seed_gives_the_same_schedule() -> None:
-    assert chaos.schedule(3, CLIENTS) == chaos.schedule(3, CLIENTS)
-    assert chaos.schedule(3, CLIENTS) != chaos.schedule(4, CLIENTS)
+    assert schedule(3, CLIENTS) == schedule(3, CLIENTS)
+    assert schedule(3, CLIENTS) != schedule(4, CLIENTS)
+
+
+def schedule(*args: object, **kwargs: object) -> chaos.Schedule:
+    """A schedule with lesson 07's twelve bad inputs, unless told otherwise."""
+    return chaos.schedule(*args, **{"bad_inputs": 12, "cases": BAD_INPUTS, **kwargs})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("clients", [1, 7, 50])
 def test_a_schedule_is_valid(seed: int, clients: int) -> None:
     names = CLIENTS[:clients]
-    plan = chaos.schedule(seed, names, start=20, end=240, bad_inputs=12)
+    plan = schedule(seed, names, start=20, end=240, bad_inputs=12)
     assert plan.conflicts() == []
     # The server goes through each of its faults once, one at a time, within the window.
     server = plan.server_faults()
@@ -53,13 +60,13 @@ def test_a_short_window_still_gives_a_valid_schedule() -> None:
     # Two minutes leave little room between the server's faults: bad input may come
     # closer to them, but nothing contradicts anything.
     for seed in range(12):
-        plan = chaos.schedule(seed, CLIENTS[:7], start=20, end=140)
+        plan = schedule(seed, CLIENTS[:7], start=20, end=140)
         assert plan.conflicts() == []
         assert all(20 <= b.at <= 140 for b in plan.bad_inputs)
 
 
 def test_the_shares_of_clients_affected() -> None:
-    plan = chaos.schedule(1, CLIENTS)
+    plan = schedule(1, CLIENTS)
     kinds = [i.name for i in plan.injections]
     assert kinds.count("latency") == 5  # 10 % of 50
     assert kinds.count("idle_timeout") == 10  # 20 %
@@ -75,7 +82,7 @@ def test_the_shares_of_clients_affected() -> None:
 
 
 def test_a_table_lists_what_was_asked_in_time_order() -> None:
-    plan = chaos.schedule(1, CLIENTS)
+    plan = schedule(1, CLIENTS)
     rows = str(plan.table(kinds=["crash", "power loss", "freeze"])).splitlines()[2:]
     assert [row.split()[2] for row in rows] == [i.name.split()[0] for i in plan.server_faults()]
     one = str(plan.table(host="raw03")).splitlines()[2:]
@@ -86,7 +93,7 @@ def test_a_table_lists_what_was_asked_in_time_order() -> None:
 
 
 def test_a_conflict_is_found() -> None:
-    plan = chaos.schedule(1, CLIENTS[:3])
+    plan = schedule(1, CLIENTS[:3])
     crash = chaos.Injection(30.0, 10.0, faults.Crash, ("server",))
     freeze = chaos.Injection(35.0, 1.0, faults.Freeze, ("server",))
     later = chaos.Injection(40.0, 1.0, faults.Freeze, ("server",))
@@ -108,6 +115,7 @@ def test_a_conflict_is_found() -> None:
         ({"end": math.inf}, "end must be a finite number of seconds >= 0"),
         ({"start": 50, "end": 100}, "end must be at least 60 s after start"),
         ({"bad_inputs": -1}, "bad_inputs must be an integer >= 0"),
+        ({"bad_inputs": 2}, "cases must hold the bad input to send when bad_inputs > 0"),
     ],
 )
 def test_bad_parameters_are_refused(kwargs: dict[str, object], message: str) -> None:
@@ -133,7 +141,7 @@ async def _server() -> None:
 
 
 def test_applying_a_schedule_injects_its_faults_and_sends_its_bad_input() -> None:
-    plan = chaos.schedule(2, ["client0", "client1"], start=10, end=100, bad_inputs=12)
+    plan = schedule(2, ["client0", "client1"], start=10, end=100, bad_inputs=12)
     with Simulation(seed=2) as sim:
         sim.host("server").service(_server)
         delivered = plan.apply(sim)

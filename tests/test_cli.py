@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from wssim.__main__ import main
-from wssim.scenarios import SCENARIOS
+from wssim.course.scenarios import SCENARIOS
 
 
 def test_list_names_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from wssim.clock import VirtualClockLoop
+from wssim.core.clock import VirtualClockLoop
 
 
 @pytest.fixture

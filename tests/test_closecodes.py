@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from websockets.frames import EXTERNAL_CLOSE_CODES, OK_CLOSE_CODES, CloseCode
 
-from wssim import closecodes
+from wssim.course import closecodes
 
 
 def test_the_codes_allowed_on_the_wire_are_the_ones_websockets_accepts() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wssim.course import drifted, learner_copy, learner_path
+from tools.learner import drifted, learner_copy, learner_path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))

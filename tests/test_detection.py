@@ -9,7 +9,7 @@ import pytest
 from websockets.frames import Opcode
 
 from wssim import faults
-from wssim.detection import (
+from wssim.lab.detection import (
     Detection,
     DetectionRange,
     compare,
@@ -20,12 +20,12 @@ from wssim.detection import (
     hourly_bytes,
     keepalive_stack,
     measure,
-    plot_tradeoff,
     run_stack,
     sweep,
     sweep_table,
 )
-from wssim.heartbeat import NO_HEARTBEAT, STACKS, Heartbeat, Side, Stack
+from wssim.plot import tradeoff
+from wssim.toolkit.heartbeat import NO_HEARTBEAT, STACKS, Heartbeat, Side, Stack
 from wssim.trace import Event, FrameInfo, Tcp, Trace
 
 
@@ -117,7 +117,7 @@ def test_hourly_bytes(stack: Stack, expected: int) -> None:
 def test_hourly_bytes_checks_its_arguments() -> None:
     with pytest.raises(ValueError, match="hours must be a number > 0"):
         hourly_bytes(NO_HEARTBEAT, hours=0)
-    with pytest.raises(ValueError, match=r"stack must be a wssim\.heartbeat\.Stack"):
+    with pytest.raises(ValueError, match=r"stack must be a wssim\.toolkit\.heartbeat\.Stack"):
         hourly_bytes("websockets")  # type: ignore[arg-type]
 
 
@@ -251,14 +251,14 @@ def test_an_application_heartbeat_measured_like_the_others() -> None:
 def test_plot_tradeoff_draws_points_and_stacks() -> None:
     points = sweep([20], [5, 20])
     results = compare([STACKS["SignalR"]], faults.PowerLoss("client"), sides=["server"])
-    ax = plot_tradeoff(points, results)
+    ax = tradeoff(points, results)
     labels = [t.get_text() for t in ax.texts]
     assert labels == ["20/5", "20/20", "SignalR"]
     assert ax.get_xscale() == "log"
     assert ax.get_ylabel() == "seconds until the server learns"
     plt.close(ax.figure)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="side must be"):
-        plot_tradeoff(points, side="proxy")
+        tradeoff(points, side="proxy")
 
 
 def test_a_frozen_server_drops_a_healthy_client() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import wssim
 from wssim import faults
-from wssim.diagnose import (
+from wssim.lab.diagnose import (
     LESSONS,
     ClientPlan,
     Injection,

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 import wssim
-from wssim.exercises import Feedback, correct, lesson00, lesson01, not_yet, seconds_close
+from wssim.course.exercises import Feedback, correct, lesson00, lesson01, not_yet, seconds_close
 
 
 def test_feedback_reads_as_one_line() -> None:

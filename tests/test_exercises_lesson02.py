@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from wssim import causes, faults
-from wssim.diagnose import ClientPlan, Injection, ServerPlan, experiment
-from wssim.exercises import lesson02
+from wssim import faults
+from wssim.course import causes
+from wssim.course.exercises import lesson02
+from wssim.lab.diagnose import ClientPlan, Injection, ServerPlan, experiment
 
 
 def test_router() -> None:

@@ -13,9 +13,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from wssim import backoff, storm
-from wssim.exercises import lesson03
-from wssim.storm import StormResult
+from wssim.course.exercises import lesson03
+from wssim.lab import storm
+from wssim.lab.storm import StormResult
+from wssim.toolkit import backoff
 
 URI = "ws://server:8765"
 
@@ -55,7 +56,7 @@ def test_another_storm_is_not_the_exercise(gentle: StormResult) -> None:
 
 def test_no_answer_or_the_wrong_kind_of_answer_gets_a_hint() -> None:
     for nothing in (None, ...):
-        assert "choose a strategy of wssim.backoff" in lesson03.gentle_herd(nothing).text
+        assert "choose a strategy of wssim.toolkit.backoff" in lesson03.gentle_herd(nothing).text
     assert "(a StormResult), got 'full jitter'" in lesson03.gentle_herd("full jitter").text
     factory = lesson03.gentle_herd(backoff.full_jitter)
     assert not factory.passed and "backoff.full_jitter(...)" in factory.text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from wssim import faults
-from wssim.detection import keepalive_stack, run_stack
-from wssim.exercises import lesson04
-from wssim.heartbeat import STACKS, Heartbeat, Side, Stack
+from wssim.course.exercises import lesson04
+from wssim.lab.detection import keepalive_stack, run_stack
+from wssim.toolkit.heartbeat import STACKS, Heartbeat, Side, Stack
 from wssim.trace import Event
 
 DEFAULTS = {"ping_interval": 20, "ping_timeout": 20, "close_timeout": 10}

@@ -8,8 +8,8 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 
-from wssim import protocolerrors
-from wssim.exercises import lesson05
+from wssim.course import protocolerrors
+from wssim.course.exercises import lesson05
 from wssim.raw import RawFrame
 
 CAF = RawFrame(Opcode.TEXT, b"caf", fin=False)

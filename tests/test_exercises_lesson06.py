@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import websockets
 
-from wssim import resources
-from wssim.exercises import lesson06
-from wssim.resources import Ledger
+from wssim.course.exercises import lesson06
 from wssim.simulation import Simulation
+from wssim.toolkit import resources
+from wssim.toolkit.resources import Ledger
 from wssim.trace import Trace
 
 

@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosed
 
 import wssim
 from tests.helpers import echo_server
-from wssim import faults, lifecycle
+from wssim import faults
+from wssim.trace import lifecycle
 
 NO_PINGS: dict[str, Any] = {"ping_interval": None}
 

@@ -10,8 +10,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 import wssim
 from wssim import faults
-from wssim.detection import detect, run_stack
-from wssim.heartbeat import (
+from wssim.lab.detection import detect, run_stack
+from wssim.toolkit.heartbeat import (
     NO_HEARTBEAT,
     STACKS,
     Heartbeat,

@@ -17,7 +17,7 @@ import pytest
 import wssim
 from tests.helpers import echo_server
 from wssim import TimeStuck
-from wssim.clock import MAX_TIME
+from wssim.core.clock import MAX_TIME
 
 DAY = 86_400
 

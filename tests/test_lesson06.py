@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import nbformat
 import pytest
 
-from wssim.resources import Ledger, ResourceLeak
+from wssim.toolkit.resources import Ledger, ResourceLeak
 from wssim.trace import Trace
 
 NOTEBOOK = (

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from wssim import capstone_examples, chaos
-from wssim.capstone_examples import (
+from wssim.course import capstone_examples
+from wssim.course.capstone_examples import (
     NaiveClient,
     ResilientClient,
     naive_handler,
     resilient_handler,
 )
-from wssim.exercises import lesson07
-from wssim.scorecard import Line, Scorecard
+from wssim.course.exercises import lesson07
+from wssim.lab import chaos
+from wssim.lab.scorecard import Line, Scorecard
 
 
 def test_the_reference_passes_with_its_scorecard() -> None:
@@ -82,7 +83,7 @@ def test_a_wrong_shape_or_a_crash_gets_a_hint(client: object, handler: object, h
     assert hint in feedback.text
 
 
-# The lesson shows the code of wssim.capstone_examples: the two must not drift apart.
+# The lesson shows the code of wssim.course.capstone_examples: the two must not drift apart.
 
 LESSON = Path(__file__).resolve().parent.parent / "notebooks" / "07-capstone.ipynb"
 

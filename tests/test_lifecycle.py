@@ -12,7 +12,8 @@ from websockets.http11 import Request, Response
 import wssim
 from tests.helpers import echo_server
 from wssim import faults as faults_
-from wssim.lifecycle import (
+from wssim.trace import FaultInfo, HostEvent, Phase
+from wssim.trace.lifecycle import (
     RULES,
     TRANSITIONS,
     Endpoint,
@@ -24,7 +25,6 @@ from wssim.lifecycle import (
     spans,
     summary,
 )
-from wssim.trace import FaultInfo, HostEvent, Phase
 
 CONNECTING, OPEN, CLOSING, CLOSED = State
 

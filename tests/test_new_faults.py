@@ -15,8 +15,9 @@ from websockets.asyncio.client import connect
 
 import wssim
 from tests.helpers import echo_server
-from wssim import diagnose, faults, lifecycle, plot
-from wssim.trace import Phase
+from wssim import faults, plot
+from wssim.lab import diagnose
+from wssim.trace import Phase, lifecycle
 from wssim.world import World
 
 

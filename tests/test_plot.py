@@ -16,7 +16,7 @@ import wssim
 from tests.helpers import echo_server
 from tests.test_lifecycle import crash_trace, echo_trace, stay_connected
 from wssim.plot import DETAIL_LANES, sequence, timeline
-from wssim.style import COLORS, FONT_SIZES, OKABE_ITO, STATE_COLORS, decorate
+from wssim.plot.style import COLORS, FONT_SIZES, OKABE_ITO, STATE_COLORS, decorate
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import re
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from wssim import protocolerrors
-from wssim.protocolerrors import CATALOGUE, Case, case, run, table
+from wssim.course import protocolerrors
+from wssim.course.protocolerrors import CATALOGUE, Case, case, run, table
 from wssim.raw import RawFrame
 from wssim.trace import Table
 

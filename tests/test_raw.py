@@ -12,7 +12,6 @@ from websockets.frames import Opcode
 
 import wssim
 from tests.helpers import echo_server
-from wssim import lifecycle
 from wssim.raw import (
     RawClient,
     RawFrame,
@@ -21,6 +20,7 @@ from wssim.raw import (
     close_payload,
     parse_frames,
 )
+from wssim.trace import lifecycle
 
 KEY = b"\x01\x02\x03\x04"
 

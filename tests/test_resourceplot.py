@@ -12,9 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 import wssim
-from wssim import resourceplot
-from wssim.resources import Ledger
-from wssim.style import COLORS
+from wssim import plot
+from wssim.plot.style import COLORS
+from wssim.toolkit.resources import Ledger
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +52,7 @@ def leaky_run() -> tuple[wssim.Trace, Ledger]:
 
 def test_two_panels_show_connections_and_what_is_left() -> None:
     trace, ledger = leaky_run()
-    top, bottom = resourceplot.held_over_time(trace, ledger, title="leak")
+    top, bottom = plot.held_over_time(trace, ledger, title="leak")
     assert top.get_title(loc="left") == "leak"
     connections = next(line for line in top.get_lines() if line.get_label() == "connections open")
     assert to_rgba(connections.get_color()) == to_rgba(COLORS["OPEN"])
@@ -77,7 +77,7 @@ def test_two_panels_show_connections_and_what_is_left() -> None:
 def test_kinds_and_axes_are_checked() -> None:
     trace, ledger = leaky_run()
     with pytest.raises(ValueError, match="never acquired"):
-        resourceplot.held_over_time(trace, ledger, kinds="buffer")
+        plot.held_over_time(trace, ledger, kinds="buffer")
     _figure, axes = plt.subplots(3)
     with pytest.raises(ValueError, match="two axes"):
-        resourceplot.held_over_time(trace, ledger, axes=list(axes))
+        plot.held_over_time(trace, ledger, axes=list(axes))

@@ -9,8 +9,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 import wssim
-from wssim import resources
-from wssim.resources import Ledger, ResourceLeak, Series
+from wssim.toolkit import resources
+from wssim.toolkit.resources import Ledger, ResourceLeak, Series
 
 
 def run(*processes: object, until: float = 60) -> wssim.Trace:

@@ -11,9 +11,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from wssim import Simulation
-from wssim.raw import RawClient
-from wssim.resources import Ledger, conn_id
-from wssim.scorecard import (
+from wssim.lab.scorecard import (
     Line,
     MessageCounts,
     MessageLog,
@@ -24,6 +22,8 @@ from wssim.scorecard import (
     handler_failures,
     score,
 )
+from wssim.raw import RawClient
+from wssim.toolkit.resources import Ledger, conn_id
 
 
 def log_of(sent: list[int], delivered: list[int]) -> MessageLog:

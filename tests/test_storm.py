@@ -8,7 +8,9 @@ import pytest
 
 import wssim
 from tests.helpers import echo_server
-from wssim import backoff, storm
+from wssim import plot
+from wssim.lab import storm
+from wssim.toolkit import backoff
 
 SMALL = {"clients": 20, "rate": 2, "join_over": 10, "crash_at": 12, "down": 5}
 
@@ -122,8 +124,8 @@ def test_reboot_restarts_the_host_and_starts_its_processes_again() -> None:
 
 def test_plots_draw_one_line_per_strategy() -> None:
     results = [storm.storm(backoff.exponential(), **SMALL)]
-    ax = storm.plot_attempts(results, until=60)
+    ax = plot.storm_attempts(results, until=60)
     assert [line.get_label() for line in ax.get_lines()] == ["exponential"]
     assert ax.get_xlim() == (0, 60)
-    ax = storm.plot_connected(results)
+    ax = plot.storm_connected(results)
     assert ax.get_lines()[0].get_ydata()[-1] == 20

@@ -36,7 +36,7 @@ for name in sys.argv[1:]:
     importlib.import_module(name)
 assert (where.parent / "py.typed").is_file()
 from websockets.asyncio.client import connect
-from wssim.exercises import lesson00
+from wssim.course.exercises import lesson00
 
 async def client():
     async with connect("ws://server:8765") as ws:
@@ -88,7 +88,7 @@ def test_the_sdist_holds_the_package_and_its_tests(dists: dict[str, Path]) -> No
         "wssim/__init__.py",
         "wssim/py.typed",
     } <= names
-    assert {"wssim/exercises/__init__.py", "wssim/exercises/lesson00.py"} <= names
+    assert {"wssim/course/exercises/__init__.py", "wssim/course/exercises/lesson00.py"} <= names
 
 
 def test_the_wheel_installed_alone_imports_everything_and_checks_an_exercise(

@@ -8,7 +8,7 @@ import struct
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 
-from wssim.wiretap import ConnectionTap
+from wssim.trace.wiretap import ConnectionTap
 
 REQUEST = (
     b"GET /chat HTTP/1.1\r\nHost: server\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

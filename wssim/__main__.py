@@ -10,10 +10,11 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from wssim.scenarios import SCENARIOS
-from wssim.trace import KINDS
+from wssim.course.scenarios import SCENARIOS
+from wssim.trace.events import KINDS
 
 
 def _kinds(text: str) -> tuple[str, ...]:
@@ -70,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {chosen.name} (lesson {chosen.lesson}, seed {args.seed}): {chosen.summary}")
     print(trace.table(kind=kinds, until=args.until))
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
+        # Draw to a file, never to a window; set before the plot layer loads matplotlib.
+        os.environ.setdefault("MPLBACKEND", "Agg")
         from wssim import plot
 
         title = f"{chosen.name} (seed {args.seed})"
@@ -89,7 +89,5 @@ if __name__ == "__main__":
         sys.exit(main())
     except BrokenPipeError:
         # The reader went away (`python -m wssim run ... | head`): not an error.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)

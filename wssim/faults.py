@@ -34,14 +34,12 @@ import abc
 import asyncio
 import math
 import random
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
-from wssim.network import Link, PathEffect, Pipe, Segment, TcpConnection
-from wssim.params import count, seconds
-from wssim.trace import FaultInfo, Path, Phase
-
-if TYPE_CHECKING:
-    from wssim.world import World
+from wssim.core.hosts import Host
+from wssim.core.params import count, seconds
+from wssim.net.network import Link, Network, PathEffect, Pipe, Segment, TcpConnection
+from wssim.trace.events import Detail, FaultInfo, Path, Phase
 
 __all__ = [
     "Bandwidth",
@@ -66,6 +64,46 @@ def _host_name(value: object, parameter: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{parameter} must be a host name, got {value!r}")
     return value
+
+
+class World(Protocol):
+    """What a fault acts on: the world of one simulation (:class:`wssim.world.World`).
+
+    Named here, so that the fault catalogue sits below the world that runs it.
+    """
+
+    @property
+    def seed(self) -> int:
+        """The simulation's seed."""
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        """Its hosts, by name."""
+
+    @property
+    def network(self) -> Network:
+        """Its network."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """Its virtual-time loop."""
+
+    def record(self, kind: str, text: str, host: str = "", detail: Detail = None) -> None:
+        """Put an event in the trace."""
+
+    def crash_host(self, host: Host, cause: Fault | None = None) -> None:
+        """Kill the host's processes."""
+
+    def power_off_host(self, host: Host, cause: Fault | None = None) -> None:
+        """Cut the host's power."""
+
+    def freeze_host(self, host: Host, *, record: bool = True, cause: Fault | None = None) -> None:
+        """Stop running the host's processes."""
+
+    def thaw_host(
+        self, host: Host, *, quietly: bool = False, read: bool = True, cause: Fault | None = None
+    ) -> None:
+        """Let a frozen host run again."""
 
 
 class Fault(abc.ABC):

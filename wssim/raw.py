@@ -30,10 +30,10 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State as WsState
 from websockets.utils import apply_mask
 
-from wssim.hosts import current_host
-from wssim.network import SimTransport
-from wssim.recorder import Recorder
-from wssim.trace import ClosedInfo, Detail, Event
+from wssim.core.hosts import current_host
+from wssim.net.network import SimTransport
+from wssim.trace.events import ClosedInfo, Detail, Event
+from wssim.trace.recorder import Recorder
 
 __all__ = [
     "HttpHead",

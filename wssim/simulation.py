@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wssim.clock import MAX_TIME
+from wssim.core.clock import MAX_TIME
+from wssim.core.hosts import Host
+from wssim.core.params import seconds
 from wssim.faults import Fault, Partition
-from wssim.hosts import Host
-from wssim.network import LOOPBACK_NAMES, Link
-from wssim.params import seconds
-from wssim.trace import Trace
+from wssim.net.network import LOOPBACK_NAMES, Link
+from wssim.trace.events import Trace
 from wssim.world import World
 
 HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
@@ -55,7 +55,7 @@ def call_outside_running_loop(fn: Callable[[], T]) -> T:
 
 
 def _time(value: object, parameter: str) -> float:
-    """``value`` as a virtual time: seconds from 0 to :data:`~wssim.clock.MAX_TIME`."""
+    """``value`` as a virtual time: seconds from 0 to :data:`~wssim.core.clock.MAX_TIME`."""
     t = seconds(value, parameter)
     if t > MAX_TIME:
         raise ValueError(

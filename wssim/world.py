@@ -18,18 +18,20 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import Context
-from typing import Any
+from typing import Any, TypeVar
 
 import websockets.asyncio.client
 
-from wssim.clock import MAX_TIME, VirtualClockLoop
+from wssim.core.clock import MAX_TIME, VirtualClockLoop
+from wssim.core.hosts import Host, HostState, owner_of, running_on
 from wssim.faults import Crash, Fault, Freeze, PowerLoss
-from wssim.hosts import Host, HostState, owner_of, running_on
-from wssim.network import Network, SimServer, SimTransport
-from wssim.recorder import Recorder
-from wssim.trace import Detail, Event, HostEvent, Phase
+from wssim.net.network import Network, SimServer, SimTransport
+from wssim.trace.events import Detail, Event, HostEvent, Phase
+from wssim.trace.recorder import Recorder
 
 __all__ = ["ProcessFailed", "SimLoop", "World"]
+
+T = TypeVar("T")
 
 GC_THRESHOLD = 20_000
 """The garbage collector's first threshold while a simulation runs (see World.run)."""
@@ -51,7 +53,7 @@ class ProcessFailed(Exception):
 
 
 class SimLoop(VirtualClockLoop):
-    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.network.Network`.
+    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.net.network.Network`.
 
     While a host is frozen, callbacks its code schedules wait until it thaws: every step
     of a task, every wake-up of a future it awaits, goes through ``call_soon`` with the
@@ -308,6 +310,18 @@ class World:
         self.scheduled: dict[
             float, tuple[asyncio.TimerHandle, list[tuple[Callable[..., Any], tuple[Any, ...]]]]
         ] = {}
+
+    def spawn_task(
+        self, host: Host, coro: Coroutine[Any, Any, T], name: str | None, context: Context
+    ) -> asyncio.Task[T]:
+        """Start a process on ``host``: a task whose failure stops the run."""
+        task = self.loop.create_task(coro, name=name, context=context)
+        task.add_done_callback(functools.partial(self.process_done, host))
+        return task
+
+    def task_ended(self, host: Host, task: asyncio.Task[Any]) -> None:
+        """A task on ``host`` ended (see :meth:`SimLoop.task_ended`)."""
+        self.loop.task_ended(host, task)
 
     def process_done(self, host: Host, task: asyncio.Task[Any]) -> None:
         """A spawned process ended: keep its exception, if any, for :meth:`run` to raise."""

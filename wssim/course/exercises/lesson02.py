@@ -1,0 +1,138 @@
+"""Checks for lesson 02, why connections close.
+
+The two "how long" exercises are checked against the simulation itself: an answer is right
+when the experiment survives it and fails a little past it, so the check can never drift
+from what the lesson shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from websockets.frames import Opcode
+
+from wssim import faults
+from wssim.course import causes
+from wssim.course.exercises import Feedback, correct, not_yet
+from wssim.lab.diagnose import Diagnosis
+from wssim.trace.events import Event
+
+__all__ = ["fast_keepalive", "longest_freeze", "longest_partition", "router"]
+
+_MARGIN = 0.15
+"""How far past a right answer the experiment must already fail, in seconds."""
+
+
+def _number(answer: object) -> float | None:
+    if isinstance(answer, bool) or not isinstance(answer, int | float) or answer != answer:
+        return None
+    return float(answer)
+
+
+def _survives(run: Callable[[float], Diagnosis], duration: float) -> bool:
+    d = run(duration)
+    return d.client.saw == d.server.saw == "nothing"
+
+
+def _longest(
+    answer: object, run: Callable[[float], Diagnosis], what: str, hint: str
+) -> Feedback | float:
+    duration = _number(answer)
+    if duration is None or duration <= 0:
+        return not_yet(f"answer with a duration in seconds: the longest {what} that is survived.")
+    if not _survives(run, duration):
+        return not_yet(f"a {what} of {duration:g} s already closes the connection: {hint}")
+    if _survives(run, duration + _MARGIN):
+        return not_yet(
+            f"a {what} of {duration + _MARGIN:g} s is survived too: look for a longer one."
+        )
+    return duration
+
+
+def _forgot_flow(event: Event) -> bool:
+    """Did the idle timeout forget the flow at this event?"""
+    acted = event.fault
+    return acted is not None and isinstance(acted.fault, faults.IdleTimeout)
+
+
+def router(diagnosis: object, client_knows_at: object) -> Feedback:
+    """Exercise 1: a router forgets idle flows after 10 s; keepalive pings every 20 s."""
+    if not isinstance(diagnosis, Diagnosis):
+        return not_yet("pass what causes.idle_timeout(...) returned.")
+    trace = diagnosis.trace
+    forgot = next((e for e in trace.filter(kind="tcp") if _forgot_flow(e)), None)
+    pings = [e for e in trace.filter(kind="frame") if e.frame and e.frame.opcode is Opcode.PING]
+    if forgot is None or not pings:
+        return not_yet(
+            "this is not the experiment asked for: a 10 s idle timeout (timeout=10), "
+            'action="drop", and the default keepalive (ping_interval=20).'
+        )
+    if abs(forgot.time - 10.03) > 1e-6:
+        return not_yet(f"the router forgot the flow at {forgot.time:g} s: set timeout=10.")
+    at = _number(client_knows_at)
+    if at is None:
+        return not_yet("write your prediction: when does the client know, in seconds?")
+    if diagnosis.client.at is None or abs(at - diagnosis.client.at) > 0.1:
+        return not_yet(
+            "follow the first ping: when is it sent, where does it go, and how long does "
+            "websockets wait for its pong, then for the closing handshake?"
+        )
+    return correct(
+        f"the pings vanish, the keepalive gives up, and the client knows at "
+        f"{diagnosis.client.at:.2f} s. A keepalive slower than the idle timeout detects the "
+        f"loss but does not prevent it."
+    )
+
+
+def longest_partition(answer: object) -> Feedback:
+    """Exercise 2: the longest partition from t = 1 s that the connection survives."""
+    found = _longest(
+        answer,
+        lambda d: causes.partition(at=1, duration=d),
+        "partition",
+        "when is the unanswered ping retransmitted, and when must its pong be back?",
+    )
+    if isinstance(found, Feedback):
+        return found
+    return correct(
+        f"{found:g} s: TCP retransmits the ping at 32.63 s and then only at 45.43 s, so the "
+        f"partition must heal by 32.63 s, well before the 40 s the keepalive allows."
+    )
+
+
+def fast_keepalive(diagnosis: object) -> Feedback:
+    """Exercise 3: a partition detected within about 10 s by a faster keepalive."""
+    if not isinstance(diagnosis, Diagnosis):
+        return not_yet("pass what diagnose.experiment(...) returned.")
+    sides = (diagnosis.client, diagnosis.server)
+    if any(s.after is None for s in sides):
+        return not_yet(
+            "one side never knew: is the partition there (faults=...), and is cause_at "
+            "the time it starts?"
+        )
+    slowest = max(s.after or 0.0 for s in sides)
+    if slowest > 15:
+        return not_yet(
+            f"the slower side knew {slowest:.2f} s after the cut: pass smaller ping_interval, "
+            f"ping_timeout and close_timeout to both plans (options=...)."
+        )
+    return correct(
+        f"both sides knew within {slowest:.2f} s, at the price of more pings and less "
+        f"patience with slow links."
+    )
+
+
+def longest_freeze(answer: object) -> Feedback:
+    """Exercise 4: the longest freeze of the server's loop, from t = 1 s, that is survived."""
+    found = _longest(
+        answer,
+        lambda d: causes.frozen_loop(at=1, duration=d),
+        "freeze",
+        "when does the client ping, and by when must the pong be back?",
+    )
+    if isinstance(found, Feedback):
+        return found
+    return correct(
+        f"{found:g} s: the client's ping of 20.04 s waits in the server's socket, is answered "
+        f"the moment the loop runs again, and the pong must be back by 40.04 s."
+    )

@@ -1,0 +1,237 @@
+"""Checks for lesson 04, heartbeats: keepalive settings within a budget, and how long a
+server's event loop can be blocked.
+
+Both checks measure in fresh simulations, with :mod:`wssim.lab.detection`: the learner's
+settings, and the freezes the learner's own experiment function reports on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from wssim import faults
+from wssim.course.exercises import Feedback, correct, not_yet
+from wssim.lab.detection import hourly_bytes, measure, run_stack
+from wssim.toolkit.heartbeat import STACKS, Side, Stack
+
+__all__ = ["BUDGET", "SAFE_FREEZE", "WITHIN", "frozen_loop", "keepalive_budget"]
+
+WITHIN = 30.0
+"""Exercise 1: the server must learn that a client lost power within this many seconds."""
+
+BUDGET = 3000
+"""Exercise 1: heartbeat bytes per hour must stay under this."""
+
+SAFE_FREEZE = 19.98
+"""Exercise 2: the longest freeze of the server's loop that never drops a healthy client
+with websockets' defaults: ``ping_timeout`` (20 s) minus the ping's and the pong's trips
+(10 ms each)."""
+
+_OPTIONS = ("ping_interval", "ping_timeout", "close_timeout")
+# A ping and its pong take 16 bytes with headers (6 unmasked, 10 masked): pinging more
+# often than every second is far over the budget, and would make an hour of simulation
+# needlessly long. Times over an hour are far beyond the 30 s asked for.
+_PING_AND_PONG = 16
+_SHORTEST_INTERVAL = 1.0
+_LONGEST = 3600.0
+# Exercise 2: freezes the learner's experiment must get right, (start, duration) in
+# seconds; the first four are among those the lesson asks to try.
+_FREEZES = ((40.0, 19.0), (40.0, 25.0), (45.0, 25.0), (57.5, 25.0), (51.0, 30.0))
+# Exercise 2: answers in this range are right; ping_timeout itself (20 s) is accepted.
+_SAFE_RANGE = (19.5, 20.0)
+_TOLERANCE = 0.0015
+
+
+def _side(options: object, who: str) -> Side | str:
+    """The keepalive of one side, from a Side or a dict of websockets' keyword arguments;
+    or what is wrong with it."""
+    if isinstance(options, Side):
+        side = options
+    elif isinstance(options, Mapping):
+        unknown = [k for k in options if k not in _OPTIONS]
+        if unknown:
+            return (
+                f"{who}_options: only ping_interval, ping_timeout and close_timeout matter "
+                f"here, not {unknown[0]!r}."
+            )
+        try:
+            side = Side(**options)
+        except ValueError as exc:
+            return f"{who}_options: {exc}."
+    else:
+        return (
+            f"give {who}_options as a dict of websockets' keyword arguments, for example "
+            f'{{"ping_interval": 20}} ({{}} keeps the defaults); got {options!r}.'
+        )
+    if side.heartbeat is not None:
+        return "this exercise is about websockets' keepalive: leave application heartbeats out."
+    interval = side.ping_interval
+    if interval is not None and interval < _SHORTEST_INTERVAL:
+        return (
+            f"the {who} pings every {interval:g} s: at {_PING_AND_PONG} bytes per ping and pong, "
+            f"that is {_PING_AND_PONG * 3600 / interval:,.0f} bytes per hour, far over the budget."
+        )
+    for name in _OPTIONS:
+        value = getattr(side, name)
+        if value is not None and value > _LONGEST:
+            return (
+                f"the {who}'s {name} of {value:g} s is far beyond the {WITHIN:g} s asked for: "
+                "keep every time under an hour."
+            )
+    return side
+
+
+def _stack(server_options: object, client_options: object) -> Stack | str:
+    if isinstance(server_options, Stack) and client_options is None:
+        sides: list[object] = [server_options.server, server_options.client]
+    elif client_options is None:
+        return (
+            "pass the options of both sides: keepalive_budget(server_options, client_options) "
+            "({} keeps websockets' defaults)."
+        )
+    else:
+        sides = [server_options, client_options]
+    server, client = _side(sides[0], "server"), _side(sides[1], "client")
+    if isinstance(server, str):
+        return server
+    if isinstance(client, str):
+        return client
+    return Stack("your settings", server, client)
+
+
+def keepalive_budget(server_options: object, client_options: object = None) -> Feedback:
+    """Exercise 1: the server must learn that a client lost power within :data:`WITHIN`
+    seconds at worst, with under :data:`BUDGET` heartbeat bytes per hour.
+
+    Args:
+        server_options: the server's keepalive: websockets' keyword arguments for
+            ``serve()`` as a dict (an option left out keeps its default), or a
+            :class:`~wssim.toolkit.heartbeat.Side`; or a whole
+            :class:`~wssim.toolkit.heartbeat.Stack`, with ``client_options`` left out.
+        client_options: the client's, for ``connect()``, in the same forms.
+    """
+    stack = _stack(server_options, client_options)
+    if isinstance(stack, str):
+        return not_yet(stack)
+    _, worst = measure(stack, faults.PowerLoss("client"), "server").delays()
+    spent = hourly_bytes(stack)
+    when = "never learns" if worst is None else f"learns within {worst:.3f} s at worst"
+    measured = f"the server {when}, with {spent:,} heartbeat bytes per hour"
+    if worst is not None and worst <= WITHIN + _TOLERANCE and spent < BUDGET:
+        return correct(f"{measured}.")
+    if worst is None and stack.server.ping_interval is None:
+        hint = (
+            "A client that lost power sends nothing, so only the server's own pings can reveal it."
+        )
+    elif worst is None:
+        hint = "With ping_timeout=None, the server waits for a pong for ever."
+    elif worst > WITHIN + _TOLERANCE:
+        hint = (
+            "At worst the server learns ping_interval + ping_timeout + close_timeout after the "
+            f"fault (minus the latency): make that at most {WITHIN:g} s. close_timeout counts "
+            "too: nobody will answer the closing handshake of a dead peer."
+        )
+    elif stack.client.ping_interval is not None:
+        hint = (
+            "Both sides ping, so every interval costs two pings and two pongs. Which side has "
+            "to ping for the server to notice a dead client?"
+        )
+    else:
+        hint = (
+            f"Each ping and its pong cost {_PING_AND_PONG} bytes with headers: fewer of them "
+            "per hour means a longer ping_interval; the other two times have to make room "
+            "for it."
+        )
+    return not_yet(f"{measured}. {hint}")
+
+
+def _dropped(start: float, duration: float) -> bool:
+    """Whether freezing the server's loop drops the connection, with websockets' defaults."""
+    trace = run_stack(
+        STACKS["websockets"],
+        fault=faults.Freeze("server"),
+        at=start,
+        duration=duration,
+        until=start + duration + 30,
+    )
+    return trace.first(kind="closed") is not None
+
+
+def _seconds(answer: object) -> float | None:
+    if isinstance(answer, bool) or not isinstance(answer, int | float) or math.isnan(answer):
+        return None
+    return float(answer)
+
+
+def _experiment(dropped: object) -> Feedback | None:
+    """Run the learner's ``dropped`` on known freezes; None if it gets them all right."""
+    if not callable(dropped):
+        if isinstance(dropped, Coroutine):
+            dropped.close()  # it will never run: no "never awaited" warning for it
+        return not_yet(f"pass your function dropped itself, without calling it; got {dropped!r}.")
+    answers = []
+    for start, duration in _FREEZES:
+        try:
+            got = dropped(start, duration)
+        except Exception as exc:  # the learner's code: report, never raise at them
+            return not_yet(f"dropped({start:g}, {duration:g}) failed: {exc!r}.")
+        if isinstance(got, Coroutine):
+            got.close()
+            return not_yet(
+                "make dropped a plain `def`, not `async def`: it runs a whole simulation of "
+                "its own (detection.run_stack) and returns True or False."
+            )
+        answers.append(got)
+    if all(got is None for got in answers):
+        return not_yet(
+            "dropped(start, duration) returns None: complete it, so that it runs the freeze "
+            "and returns True when a connection was closed, False otherwise."
+        )
+    for (start, duration), got in zip(_FREEZES, answers, strict=True):
+        if bool(got) != _dropped(start, duration):
+            return not_yet(
+                f"dropped({start:g}, {duration:g}) returned {got!r}, which is not what happens "
+                "in that run: look at its trace for a `closed` event."
+            )
+    return None
+
+
+def frozen_loop(dropped: Callable[[float, float], Any], longest_safe_freeze: object) -> Feedback:
+    """Exercise 2: how long can the server's loop be blocked without dropping a healthy
+    client, with websockets' defaults?
+
+    Args:
+        dropped: the learner's experiment: ``dropped(start, duration)`` is True when
+            freezing the server from ``start`` for ``duration`` seconds closes a
+            connection. It is tried on a few freezes, each in a fresh simulation.
+        longest_safe_freeze: the answer, in seconds.
+    """
+    wrong = _experiment(dropped)
+    if wrong is not None:
+        return wrong
+    answer = _seconds(longest_safe_freeze)
+    low, high = _SAFE_RANGE
+    if answer is None:
+        return not_yet(
+            "your dropped() works; now write longest_safe_freeze, in seconds: how long can "
+            "the loop be blocked without dropping a healthy client, whenever the freeze starts?"
+        )
+    if answer <= 0:
+        return not_yet("write longest_safe_freeze as a number of seconds > 0.")
+    if answer > high + _TOLERANCE:
+        return not_yet(
+            f"a freeze of {answer:g} s can drop the client: try dropped() with it, starting at "
+            "several instants around the arrival of one of the client's pings. What is the "
+            "client waiting for, and for how long?"
+        )
+    if answer < low:
+        return not_yet(
+            f"a freeze of {answer:g} s is safe, but the loop can be blocked longer without "
+            "dropping anyone. Which of websockets' settings sets the limit?"
+        )
+    return correct(
+        f"a freeze up to ping_timeout minus a round trip ({SAFE_FREEZE:g} s here) never drops "
+        "a healthy client; a longer one can, depending on when it starts."
+    )

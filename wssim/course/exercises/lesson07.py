@@ -1,0 +1,175 @@
+"""Checks for lesson 07, the capstone: a resilient client and server under chaos.
+
+:func:`resilient` runs the learner's client class and handler under a smaller chaos run
+than the lesson's (40 clients, two minutes of faults: a few seconds of wall time) and
+answers with the scorecard, and a hint for each line that fails. :func:`without_heartbeats`
+checks the learner's reading of a run without heartbeats.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from wssim.course import capstone
+from wssim.course.exercises import Feedback, correct, not_yet
+from wssim.lab.scorecard import Scorecard, Targets
+from wssim.world import ProcessFailed
+
+__all__ = ["CLIENTS", "SEED", "TARGETS", "check_run", "hints", "resilient", "without_heartbeats"]
+
+CLIENTS = 40
+SEED = 7
+TARGETS = Targets(disconnected=60.0, attempts_per_second=20)
+"""The check's targets: 40 clients may send at most 20 attempts per second, half of them
+(the lesson's 200 get 50/s, a quarter: a small crowd needs more room for chance)."""
+
+
+def check_run(client: type, handler: capstone.Handler) -> capstone.Run:
+    """The run :func:`resilient` checks with: 40 clients, two minutes of chaos."""
+    return capstone.run(
+        client,
+        handler,
+        clients=CLIENTS,
+        seed=SEED,
+        chaos_window=(20.0, 140.0),
+        leave_at=200.0,
+        targets=TARGETS,
+    )
+
+
+HINTS = {
+    "events": (
+        "{n:,} events never reached their user: on every new connection, subscribe with the "
+        'id of the last event received ({{"type": "subscribe", "after": last_id}}), so the '
+        "server sends the backlog first."
+    ),
+    "messages": (
+        "{n:,} messages that users wrote never reached the server: keep each one in an "
+        "outbox until the server acknowledges it, and send the outbox again after "
+        "reconnecting."
+    ),
+    "write errors": (
+        "write() raised {n:,} times: it is called whether connected or not; store the "
+        "message and return, and let the connection send it."
+    ),
+    "messages duplicated": (
+        "some messages arrived twice: the client must drop an event whose id it already has, "
+        "and the server must not save a message id it stored before (app.stored(id)), but "
+        "acknowledge it again."
+    ),
+    "messages reordered": (
+        "some messages arrived out of order: send the outbox oldest first, from one place "
+        "(one sender per connection), and never skip ahead of what is queued."
+    ),
+    "worst time disconnected": (
+        "a user went {value:.0f} s without news: detect dead connections sooner "
+        "(ping_interval and ping_timeout of connect) and keep the backoff's cap short."
+    ),
+    "peak reconnect rate": (
+        "{value:.0f} connection attempts reached the server in one second: after a connection "
+        "closes, wait a random delay before reconnecting (websockets' loop reconnects at "
+        "once), and pass a jittered backoff as reconnect_delays."
+    ),
+    "resources left at the end": (
+        "the server still held {value:.0f} resources after every client left: close the "
+        "subscription in a finally clause, so it goes however the connection ends."
+    ),
+    "protocol errors survived": (
+        "the handler failed on bad input: catch ConnectionClosed around the loop, validate "
+        "each message (JSON, a known type, the fields it needs) and answer an error; close a "
+        "binary message with 1003."
+    ),
+}
+"""A hint for each line of the scorecard that can fail (and for lost messages, per flow)."""
+
+
+def hints(run: capstone.Run) -> list[str]:
+    """A hint for each failing line of ``run``'s scorecard, in the scorecard's order."""
+    out = []
+    card = run.scorecard
+    for line in card.lines:
+        if line.passed:
+            continue
+        if line.name == "messages lost":
+            for flow in ("events", "messages"):
+                streams = run.messages.streams
+                lost = run.messages.counts(
+                    s for s in streams if isinstance(s, tuple) and s[0] == flow
+                )
+                if lost.lost:
+                    out.append(HINTS[flow].format(n=lost.lost))
+            if run.write_errors:
+                out.append(HINTS["write errors"].format(n=run.write_errors))
+            continue
+        out.append(HINTS[line.name].format(value=line.value))
+    return out
+
+
+def _shape(client: object, handler: object) -> str | None:
+    if not inspect.isclass(client):
+        return f"pass your client class itself (ResilientClient, not an instance), got {client!r}"
+    for method in ("run", "write"):
+        if not inspect.iscoroutinefunction(getattr(client, method, None)):
+            return f"your client class needs an `async def {method}(self...)` method"
+    if not inspect.iscoroutinefunction(handler):
+        return f"pass your handler, an `async def handler(websocket, app)`, got {handler!r}"
+    return None
+
+
+def _report(card: Scorecard) -> str:
+    return "\n" + str(card)
+
+
+def resilient(client: object, handler: object) -> Feedback:
+    """Exercise 1: the resilient client and server, scored under a chaos run."""
+    wrong = _shape(client, handler)
+    if wrong is not None:
+        return not_yet(wrong)
+    try:
+        run = check_run(client, handler)  # type: ignore[arg-type]
+    except ProcessFailed as exc:
+        return not_yet(
+            f"a client process failed: {exc.__cause__!r}. A client must survive whatever the "
+            "server and the network do: catch ConnectionClosed, and check what you receive."
+        )
+    card = run.scorecard
+    if card.passed:
+        return correct(
+            "every line of the scorecard passes: nothing lost, duplicated or reordered, "
+            "nobody out for long, no herd, no leak, no crash on bad input." + _report(card)
+        )
+    advice = "\n".join(f"- {hint}" for hint in hints(run))
+    failed = len(card.failed)
+    return not_yet(
+        f"{failed} line{'s' if failed > 1 else ''} of the scorecard fail"
+        f"{'' if failed > 1 else 's'}:{_report(card)}\n{advice}"
+    )
+
+
+def without_heartbeats(run: object, failing: object) -> Feedback:
+    """Exercise 2: the full-scale run without heartbeats, and the lines it fails."""
+    if not isinstance(run, capstone.Run):
+        return not_yet("pass the run itself: what capstone.run(...) returned.")
+    if len(run.clients) != 200 or run.schedule.seed != 1:
+        return not_yet("run the lesson's full-scale experiment: capstone.run(Client, handler).")
+    failed = run.scorecard.failed
+    if "worst time disconnected" not in failed:
+        return not_yet(
+            "this run still notices dead connections in time: turn the heartbeats off "
+            "(pass ping_interval=None to connect())."
+        )
+    if isinstance(failing, str) or not isinstance(failing, list | tuple | set):
+        return not_yet('answer with a list of line names, such as ["messages lost"].')
+    if set(failing) != set(failed):
+        return not_yet(
+            "compare your list with the lines marked FAIL in the scorecard of your run, "
+            "and write their names as the first column shows them."
+        )
+    return correct(
+        "without heartbeats, a client on a half-open connection never finds out: during the "
+        "power loss the server vanished without a FIN, and a client that sent nothing kept "
+        "waiting; behind a proxy that forgets idle flows, the flow was forgotten after 60 s "
+        "of that silence, and from then on nothing the client sent could reach anyone. Those "
+        "users got no news until the events stopped at t = 270 s, 30 s before they left, and "
+        "what they wrote stayed unacknowledged."
+    )

@@ -1,0 +1,31 @@
+"""Every figure, in one visual vocabulary; the only layer that imports matplotlib.
+
+- :mod:`~wssim.plot.style`: colours, line styles and ``decorate``.
+- :mod:`~wssim.plot.diagrams`: connection timelines and sequence diagrams of a trace.
+- :mod:`~wssim.plot.storms`: reconnect storms (:mod:`wssim.lab.storm`).
+- :mod:`~wssim.plot.heartbeats`: detection time against heartbeat cost
+  (:mod:`wssim.lab.detection`).
+- :mod:`~wssim.plot.resources`: resources held over time (:mod:`wssim.toolkit.resources`).
+
+Each figure is here by name: ``wssim.plot.timeline(trace)``, ``wssim.plot.sequence(trace)``,
+``wssim.plot.storm_attempts(results)``, ``wssim.plot.storm_connected(results)``,
+``wssim.plot.tradeoff(points, results)``, ``wssim.plot.held_over_time(trace, ledger)``.
+"""
+
+from __future__ import annotations
+
+from wssim.plot.diagrams import DETAIL_LANES, sequence, timeline
+from wssim.plot.heartbeats import tradeoff
+from wssim.plot.resources import held_over_time
+from wssim.plot.storms import attempts as storm_attempts
+from wssim.plot.storms import connected as storm_connected
+
+__all__ = [
+    "DETAIL_LANES",
+    "held_over_time",
+    "sequence",
+    "storm_attempts",
+    "storm_connected",
+    "timeline",
+    "tradeoff",
+]

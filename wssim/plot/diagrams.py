@@ -1,0 +1,964 @@
+"""Figures drawn from traces: every connection on a timeline, one connection as a sequence.
+
+:func:`timeline` gives each connection endpoint a lane coloured by its state, with the
+frames it sent, the faults that hit it and the close code it ended with. :func:`sequence`
+draws one connection as a sequence diagram, time flowing down, each segment, HTTP message
+and frame an arrow slanted by the latency. Both read only a :class:`~wssim.trace.Trace`
+(through :mod:`wssim.trace.lifecycle`), take their looks from :mod:`wssim.plot.style`, return the
+:class:`~matplotlib.axes.Axes` they drew on and never call ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from websockets.frames import Opcode
+
+from wssim.plot.style import COLORS, FAULT_ALPHA, FONT_SIZES, STATE_COLORS, decorate
+from wssim.trace.events import KINDS, Event, Phase, Tcp, Trace
+from wssim.trace.lifecycle import Endpoint, FaultSpan, Span, State, endpoints, faults, spans
+
+__all__ = ["DETAIL_LANES", "sequence", "timeline"]
+
+DETAIL_LANES = 40
+"""Beyond this many lanes, a timeline leaves out frame ticks and close codes."""
+
+LABELLED_LANES = 60
+"""Beyond this many lanes, a timeline labels only some of them."""
+
+_DRAWN_STATES = (State.CONNECTING, State.OPEN, State.CLOSING)
+_FRAME_KINDS = {
+    "data": "data frame",
+    "ping": "PING / PONG",
+    "close": "CLOSE frame",
+}
+_NORMAL_CLOSES = ("1000", "1001")
+_BAR = 0.56  # height of a lane's state bar, in lanes
+_TICK = 0.40  # half the height of a frame tick, in lanes
+
+
+def _as_set(value: str | Iterable[str] | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {value} if isinstance(value, str) else set(value)
+
+
+def _frame_kind(event: Event) -> str:
+    """``"data"``, ``"ping"`` or ``"close"``, from the opcode of a frame."""
+    frame = event.frame
+    opcode = None if frame is None else frame.opcode
+    if opcode is Opcode.PING or opcode is Opcode.PONG:
+        return "ping"
+    if opcode is Opcode.CLOSE:
+        return "close"
+    return "data"  # TEXT, BINARY, CONT, or a frame with a reserved opcode
+
+
+def _lane_label(endpoint: Endpoint) -> str:
+    """``client0 (c1)``; the side too when the host's name does not say it."""
+    if endpoint.host.startswith(endpoint.side):
+        return f"{endpoint.host} ({endpoint.conn})"
+    return f"{endpoint.host} ({endpoint.conn} {endpoint.side})"
+
+
+def _touches(fault: FaultSpan, hosts: set[str]) -> bool:
+    """Does ``fault`` act on one of ``hosts`` (its own host, or an end of its path)?"""
+    return fault.host in hosts or not hosts.isdisjoint(fault.hosts)
+
+
+def _fault_label(span: FaultSpan) -> str:
+    """What a fault's band or marker says: each fault names itself (its ``label``)."""
+    info = span.info
+    if info is None:
+        # A fault event that names no fault: its text up to the details.
+        return _shorten(span.text.split(":")[0], 32)
+    fault = info.fault
+    if info.phase is Phase.ACT:
+        return fault.acted  # what it did to a connection, at that moment
+    if fault.path is None:
+        return f"{span.host} {fault.label}"
+    return _shorten(f"{fault.label} {fault.path}", 32)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _new_axes(width: float, height: float) -> Axes:
+    _figure, ax = plt.subplots(figsize=(width, height))
+    return ax
+
+
+def _figure(ax: Axes) -> Figure:
+    """The figure of ``ax``, whose size in inches gives the axes' size in points.
+
+    Axes of a subfigure are refused: their position is in the subfigure's coordinates and a
+    subfigure has no size in inches of its own.
+    """
+    figure = ax.figure
+    if not isinstance(figure, Figure):
+        raise TypeError("wssim draws on the axes of a figure, not of a subfigure")
+    return figure
+
+
+def _points_per_unit(ax: Axes, span: float, *, vertical: bool) -> float:
+    """How many points one data unit takes on ``ax``, if the axis covers ``span`` units."""
+    figure = _figure(ax)
+    box = ax.get_position()
+    size = box.height * figure.get_figheight() if vertical else box.width * figure.get_figwidth()
+    return size * 72 / span
+
+
+# The timeline
+
+
+@dataclass(frozen=True)
+class _Lane:
+    label: str
+    members: tuple[Endpoint, ...]
+
+
+def _lanes(chosen: list[Endpoint], by: str) -> list[_Lane]:
+    """Group endpoints into lanes: one each, or one per host with no overlap in a lane."""
+    if by == "endpoint":
+        return [_Lane(_lane_label(e), (e,)) for e in chosen]
+    # Per host and side, sub-lanes; an endpoint takes the first one free when it starts.
+    free_at: dict[tuple[str, str], list[float]] = {}
+    members: dict[tuple[str, str, int], list[Endpoint]] = {}
+    for e in sorted(chosen, key=lambda e: e.started_at):
+        frees = free_at.setdefault((e.host, e.side), [])
+        k = next((i for i, free in enumerate(frees) if free <= e.started_at), len(frees))
+        if k == len(frees):
+            frees.append(0.0)
+        frees[k] = math.inf if e.closed_at is None else e.closed_at
+        members.setdefault((e.host, e.side, k), []).append(e)
+    order = {key: i for i, key in enumerate(free_at)}
+    lanes = []
+    for host, side, k in sorted(members, key=lambda key: (order[key[:2]], key[2])):
+        name = host if host.startswith(side) else f"{host} ({side})"
+        if len(free_at[host, side]) > 1:
+            name += f" #{k + 1}"
+        lanes.append(_Lane(name, tuple(members[host, side, k])))
+    return lanes
+
+
+def timeline(
+    trace: Trace,
+    *,
+    conns: str | Iterable[str] | None = None,
+    hosts: str | Iterable[str] | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    by: str = "endpoint",
+    details: bool | None = None,
+    show_faults: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Draw connection endpoints as lanes coloured by their state.
+
+    Each lane is one end of one connection (``client0 (c1)``), connections in the order
+    they first appear, the client above the server. A lane's bar is coloured CONNECTING,
+    OPEN, CLOSING; a grey stroke marks where it became CLOSED and is followed by how it
+    ended: the close code websockets reported (``1000``, ``1006``) or what went wrong
+    (``refused``, ``timeout``, ``crash``). An attempt that never opened ends with a cross.
+    Ticks show the frames the endpoint sent: data, PING/PONG, CLOSE. Shaded bands are
+    faults (a partition until it heals, a crash until the restart); dotted lines are marks
+    added with :meth:`~wssim.Simulation.mark`.
+
+    Args:
+        trace: what to draw.
+        conns: only these connections (``"c1"`` or several).
+        hosts: only the endpoints on these hosts, and only the faults that touch them.
+        since: the left edge, in virtual seconds. Default: the first thing drawn.
+        until: the right edge; endpoints still alive stop here. Default: the trace's end.
+        by: ``"endpoint"`` for a lane per endpoint; ``"host"`` to put the successive
+            connections of a host on one lane (a reconnecting client's whole story on one
+            line; a server gets as many lanes as it had connections at once).
+        details: draw frame ticks and how each endpoint ended. Default: when there are at
+            most :data:`DETAIL_LANES` lanes, so that hundreds of lanes stay fast and legible.
+        show_faults: shade the faults (default); False leaves them out.
+        ax: the axes to draw on. Default: a new figure sized for the lanes.
+        title: the figure's title.
+
+    Returns:
+        The axes drawn on.
+
+    Raises:
+        ValueError: if ``by`` is neither ``"endpoint"`` nor ``"host"``.
+    """
+    if by not in ("endpoint", "host"):
+        raise ValueError(f"by must be 'endpoint' or 'host', got {by!r}")
+    conn_set, host_set = _as_set(conns), _as_set(hosts)
+    end = trace.end if until is None else float(until)
+    fault_list = faults(trace, until=end) if show_faults else []
+    if host_set is not None:
+        fault_list = [f for f in fault_list if _touches(f, host_set)]
+    chosen = [
+        e
+        for e in endpoints(trace)
+        if (conn_set is None or e.conn in conn_set) and (host_set is None or e.host in host_set)
+    ]
+    if since is None:
+        start = min([e.started_at for e in chosen] + [f.start for f in fault_list], default=0.0)
+    else:
+        start = float(since)
+    start = min(start, end)
+    chosen = [
+        e for e in chosen if e.started_at <= end and (e.closed_at is None or e.closed_at >= start)
+    ]
+    lanes = _lanes(chosen, by)
+    n = len(lanes)
+    if details is None:
+        details = n <= DETAIL_LANES
+    if ax is None:
+        ax = _new_axes(10, min(max(1.6 + 0.34 * n, 2.6), 12))
+    view = _View(
+        ax=ax,
+        row={(e.conn, e.side): y for y, lane in enumerate(lanes) for e in lane.members},
+        start=start,
+        end=end,
+        left=start - 0.01 * max(end - start, 1e-9),
+        right=end + (0.07 if details else 0.01) * max(end - start, 1e-9),
+        # Many lanes are thin: full-height bars keep them legible.
+        bar=_BAR if n <= DETAIL_LANES else 1.0,
+    )
+    ended = [e for e in chosen if e.closed_at is not None and start <= e.closed_at <= end]
+
+    _draw_states(view, spans(trace, until=end))
+    _draw_ends(view, ended, cross=24 if n <= DETAIL_LANES else 6)
+    if details:
+        _draw_frames(view, trace.filter(kind="frame", since=start, until=end))
+        _draw_outcomes(view, ended, above=by == "host")
+    notes = _draw_faults_and_marks(
+        view,
+        [f for f in fault_list if f.end >= start and f.start <= end],
+        trace.filter(kind="mark", since=start, until=end),
+    )
+
+    # Room above the first lane for the labels of faults and marks, one line per level.
+    headroom = 0.0
+    if notes:
+        room = 12.0 * notes + 4
+        available = ax.get_position().height * _figure(ax).get_figheight() * 72
+        headroom = room * max(n, 1) / max(available - room, room)
+    ax.set_xlim(view.left, view.right)
+    ax.set_ylim(max(n, 1) - 0.5, -0.5 - headroom)
+    step = 1 if n <= LABELLED_LANES else math.ceil(n / LABELLED_LANES)
+    ax.set_yticks(range(0, n, step), [lanes[i].label for i in range(0, n, step)])
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    if n == 0:
+        ax.text(
+            0.5,
+            0.5,
+            "no connections",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color=COLORS["text"],
+            fontsize=FONT_SIZES["label"],
+        )
+    return decorate(
+        ax,
+        title=title,
+        xlabel="virtual time (s)",
+        ylabel=f"{n} lanes, one in {step} labelled" if step > 1 else None,
+        legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)},
+    )
+
+
+@dataclass(frozen=True)
+class _View:
+    """Where a timeline draws: its axes, the row of each endpoint, its time range."""
+
+    ax: Axes
+    row: dict[tuple[str, str], int]
+    start: float
+    end: float
+    left: float
+    right: float
+    bar: float
+
+    def y(self, e: Endpoint | Event | Span) -> int | None:
+        return self.row.get((e.conn, e.side))
+
+
+def _draw_states(view: _View, all_spans: Iterable[Span]) -> None:
+    """One collection per state, however many lanes."""
+    boxes: dict[State, list[list[tuple[float, float]]]] = {s: [] for s in _DRAWN_STATES}
+    for span in all_spans:
+        y = view.y(span)
+        if y is None or span.end < view.start:
+            continue
+        left, right = max(span.start, view.start), span.end
+        top, bottom = y - view.bar / 2, y + view.bar / 2
+        boxes[span.state].append([(left, top), (left, bottom), (right, bottom), (right, top)])
+    for state, verts in boxes.items():
+        if verts:
+            collection = PolyCollection(
+                verts,
+                facecolors=STATE_COLORS[state],
+                edgecolors="none",
+                label=state.name,
+                zorder=2,
+            )
+            collection.set_gid(f"state:{state.name}")
+            view.ax.add_collection(collection)
+
+
+def _draw_ends(view: _View, ended: list[Endpoint], *, cross: float) -> None:
+    """CLOSED: a stroke where each endpoint ended; a cross for attempts that never opened."""
+    strokes = []
+    for e in ended:
+        y = view.row[e.conn, e.side]
+        if not e.failed and e.closed_at is not None:
+            strokes.append([(e.closed_at, y - view.bar / 2), (e.closed_at, y + view.bar / 2)])
+    if strokes:
+        closed = LineCollection(
+            strokes, colors=STATE_COLORS[State.CLOSED], linewidths=2.5, zorder=4, label="CLOSED"
+        )
+        closed.set_gid(f"state:{State.CLOSED.name}")
+        view.ax.add_collection(closed)
+    # A failed attempt always has a closed_at; testing it again tells the type checker.
+    failed = [
+        (e.closed_at, view.row[e.conn, e.side])
+        for e in ended
+        if e.failed and e.closed_at is not None
+    ]
+    if failed:
+        crosses = view.ax.scatter(
+            [x for x, _ in failed],
+            [y for _, y in failed],
+            marker="x",
+            s=cross,
+            linewidths=1.8,
+            color=COLORS["error"],
+            zorder=4,
+            label="failed attempt",
+        )
+        crosses.set_gid("failed")
+
+
+def _draw_frames(view: _View, frames: Iterable[Event]) -> None:
+    """Frames, as ticks on the lane of their sender: one collection per kind of frame."""
+    ticks: dict[str, list[list[tuple[float, float]]]] = {k: [] for k in _FRAME_KINDS}
+    for event in frames:
+        y = view.y(event)
+        if y is not None:
+            t = event.time
+            ticks[_frame_kind(event)].append([(t, y - _TICK), (t, y + _TICK)])
+    for kind, segments in ticks.items():
+        if not segments:
+            continue
+        collection = LineCollection(
+            segments, colors=COLORS[kind], linewidths=1.3, zorder=3, label="_nolegend_"
+        )
+        collection.set_gid(f"frames:{kind}")
+        view.ax.add_collection(collection)
+        # The legend shows a tick, as drawn, rather than the collection's line.
+        view.ax.add_line(
+            Line2D(
+                [],
+                [],
+                color=COLORS[kind],
+                marker="|",
+                linestyle="none",
+                markersize=11,
+                markeredgewidth=1.5,
+                label=_FRAME_KINDS[kind],
+            )
+        )
+
+
+def _draw_outcomes(view: _View, ended: list[Endpoint], *, above: bool) -> None:
+    """How each endpoint ended, unless it would cover the previous one on its lane.
+
+    With ``above``, on lanes shared by successive connections, the text goes above the end
+    of the bar, clear of the crosses of the attempts that follow, and failed attempts get
+    none: their cross says enough.
+    """
+    points = _points_per_unit(view.ax, view.right - view.left, vertical=False)
+    taken: dict[int, float] = {}
+    for e in sorted(ended, key=lambda e: e.closed_at or 0.0):
+        if e.closed_at is None or (above and e.failed):
+            continue
+        y = view.row[e.conn, e.side]
+        x = (e.closed_at - view.left) * points + 5
+        outcome = e.outcome
+        if x < taken.get(y, -math.inf):
+            continue
+        taken[y] = x + len(outcome) * FONT_SIZES["note"] * 0.62 + 4
+        if above:
+            where, offset, va = (e.closed_at, y - view.bar / 2), (2, 1), "bottom"
+        else:
+            where, offset, va = (e.closed_at, y), (5, 0), "center"
+        label = view.ax.annotate(
+            outcome,
+            where,
+            xytext=offset,
+            textcoords="offset points",
+            ha="left",
+            va=va,
+            fontsize=FONT_SIZES["note"],
+            color=COLORS["text"] if outcome in _NORMAL_CLOSES else COLORS["error"],
+            zorder=5,
+        )
+        label.set_gid("outcome")
+
+
+def _draw_faults_and_marks(view: _View, fault_list: list[FaultSpan], marks: Iterable[Event]) -> int:
+    """Shade faults, draw marks, label both above the lanes; return the lines of labels."""
+    ax = view.ax
+    notes: list[tuple[float, str, str]] = []
+    for i, fault in enumerate(fault_list):
+        color, label = COLORS["fault"], "_nolegend_" if i else "fault"
+        artist: Line2D | Rectangle
+        if fault.instant or fault.end <= fault.start:
+            artist = ax.axvline(
+                fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
+            )
+        else:
+            artist = ax.axvspan(
+                max(fault.start, view.start),
+                min(fault.end, view.end),
+                alpha=FAULT_ALPHA,
+                linewidth=0,
+                zorder=0,
+                color=color,
+                label=label,
+            )
+        artist.set_gid("fault")
+        notes.append((max(fault.start, view.start), _fault_label(fault), "fault"))
+    for i, mark in enumerate(marks):
+        line = ax.axvline(
+            mark.time,
+            color=COLORS["mark"],
+            linestyle=":",
+            linewidth=1.2,
+            zorder=1,
+            label="_nolegend_" if i else "mark",
+        )
+        line.set_gid("mark")
+        notes.append((mark.time, _shorten(mark.text, 32), "mark"))
+    notes.sort(key=lambda note: note[0])
+    levels = _stack(notes, ax, view.left, view.right)
+    for (x, text, what), level in zip(notes, levels, strict=True):
+        note = ax.annotate(
+            text,
+            (x, -0.5),
+            xytext=(2, 3 + 12 * level),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=FONT_SIZES["note"],
+            color=COLORS[what],
+            zorder=5,
+        )
+        note.set_gid(f"{what}-label")
+    return max(levels) + 1 if levels else 0
+
+
+def _stack(notes: list[tuple[float, str, str]], ax: Axes, left: float, right: float) -> list[int]:
+    """Give each label a level so that labels on the same level do not overlap."""
+    points = _points_per_unit(ax, right - left, vertical=False)
+    char = FONT_SIZES["note"] * 0.6  # average width of a character, in points
+    ends: list[float] = []  # per level, where its last label ends (in points)
+    levels = []
+    for x, text, _color in notes:
+        here = (x - left) * points
+        for level, taken in enumerate(ends):
+            if here > taken + 6:
+                ends[level] = here + len(text) * char
+                levels.append(level)
+                break
+        else:
+            ends.append(here + len(text) * char)
+            levels.append(len(ends) - 1)
+    return levels
+
+
+# The sequence diagram
+
+
+@dataclass
+class _Arrow:
+    side: str
+    time: float
+    arrives: float | None
+    texts: list[str]
+    kind: str  # a colour of COLORS
+
+
+def _arrow_kind(event: Event) -> str:
+    if event.kind == "frame":
+        return _frame_kind(event)
+    if event.kind == "http":
+        return "http"
+    if event.detail is Tcp.RST:
+        return "error"
+    return "tcp"
+
+
+_ARROW_LABELS = {
+    "tcp": "TCP segment",
+    "error": "TCP reset (RST)",
+    "http": "HTTP handshake",
+    "data": "data frame",
+    "ping": "PING / PONG",
+    "close": "CLOSE frame",
+}
+
+
+def _arrow_text(event: Event) -> str:
+    """The label of an arrow: a frame without its size and compression, what the wire tap
+    found irregular in it; else the event's text."""
+    frame = event.frame
+    if frame is None or not frame.head:
+        return event.text
+    head = event.text[: frame.head]
+    return f"{head} ({frame.notes})" if frame.notes else head
+
+
+def _without_parentheses(text: str) -> str:
+    """``text`` without its parenthesised parts (and the space before each)."""
+    out: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "(":
+            if depth == 0 and out and out[-1] == " ":
+                out.pop()
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def _fit(text: str, limit: int) -> str:
+    """Make ``text`` at most ``limit`` characters.
+
+    First drop what is in brackets, then keep only the opcode or segment and a close
+    code (``CLOSE 1011``), then cut.
+    """
+    if len(text) > limit:
+        text = _without_parentheses(text)
+    if len(text) > limit:
+        parts = []
+        for part in text.split(" + "):
+            words = part.split()
+            keep = words[:2] if words[:1] == ["CLOSE"] else words[:1]
+            parts.append(" ".join(keep))
+        text = " + ".join(parts)
+    return _shorten(text, max(limit, 4))
+
+
+def _digits(times: Iterable[float]) -> int:
+    for digits in range(3, 7):
+        if all(abs(round(t, digits) - t) < 1e-9 for t in times):
+            return digits
+    return 6
+
+
+def sequence(
+    trace: Trace,
+    conn: str,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    kinds: Iterable[str] = ("http", "frame", "tcp"),
+) -> Axes:
+    """Draw one connection as a sequence diagram: client left, server right, time down.
+
+    Each thing sent on the wire (of ``kinds``) is an arrow from the sender at the time it
+    left to the receiver at the time it arrived, so latency slants it; things sent at the
+    same instant that arrive together share one arrow (``CLOSE 1000 (OK) + FIN``). What
+    did not arrive (lost, or waiting for TCP to retransmit it) stops halfway, at a cross.
+    The endpoints' own events (``connected``, the exception a connection ended with) are
+    written beside their lifeline, which is coloured by the endpoint's state. Long quiet
+    stretches are cut short, and the cut says how much time it hides; the axis gives the
+    true times.
+
+    Args:
+        trace: the trace holding the connection.
+        conn: the connection to draw (``"c1"``).
+        ax: the axes to draw on. Default: a new figure sized for the exchange.
+        title: the figure's title. Default: the connection and its hosts.
+        kinds: which kinds of events to draw (arrows for those sent on the wire, notes
+            for those that stay on an endpoint). ``closed`` events are always noted.
+
+    Returns:
+        The axes drawn on.
+
+    Raises:
+        ValueError: if the trace has no events of ``conn``, or ``kinds`` holds an unknown
+            kind.
+    """
+    wanted = set(kinds)
+    if not wanted <= set(KINDS):
+        raise ValueError(f"kinds must be among {', '.join(KINDS)}; got {sorted(wanted)}")
+    events = trace.filter(conn=conn)
+    if not events:
+        known = ", ".join(trace.connections) or "none"
+        raise ValueError(f"no events of connection {conn!r} in the trace (connections: {known})")
+    hosts, arrows, notes = _exchange(events, wanted)
+    first = events[0].time
+    last = max([events.end] + [a.arrives for a in arrows if a.arrives is not None])
+    conn_spans = spans(events, until=last)
+    conn_faults = [
+        f
+        for f in faults(trace, until=last)
+        if f.end >= first and f.start <= last and _touches(f, {h for h in hosts.values() if h})
+    ]
+    knots = {first, last}
+    knots.update(a.time for a in arrows)
+    knots.update(a.arrives for a in arrows if a.arrives is not None)
+    knots.update(note.time for note in notes)
+    knots.update(t for s in conn_spans for t in (s.start, s.end))
+    knots.update(min(max(t, first), last) for f in conn_faults for t in (f.start, f.end))
+    time = _TimeAxis(sorted(knots), _latency(arrows, trace, last - first))
+    if ax is None:
+        rows = (time.bottom - time.top) / time.latency
+        ax = _new_axes(9, min(max(1.8 + 0.42 * rows, 3.5), 16))
+    ax.set_xlim(-0.75, 1.75)
+    ax.set_ylim(time.bottom, time.top)
+
+    seen = _draw_lifelines(ax, time, conn_spans)
+    for fault in conn_faults:
+        _draw_fault_band(ax, time, fault, first, last)
+    _draw_cuts(ax, time)
+    for arrow in arrows:
+        _draw_arrow(ax, time, arrow)
+    _draw_notes(ax, time, notes)
+
+    # Axes: hosts on top, true times on the left.
+    ax.xaxis.tick_top()
+    names = [
+        hosts[side]
+        if hosts[side].startswith(side) or not hosts[side]
+        else f"{hosts[side]}\n({side})"
+        for side in _X
+    ]
+    ax.set_xticks(list(_X.values()), names, fontsize=FONT_SIZES["label"], fontweight="bold")
+    ax.tick_params(axis="x", length=0)
+    ticks = sorted(
+        {a.time for a in arrows}
+        | {a.arrives for a in arrows if a.arrives is not None}
+        | {note.time for note in notes}
+        | {f.start for f in conn_faults if first <= f.start}
+    )
+    digits = _digits(ticks)
+    shown: list[float] = []
+    min_gap = (FONT_SIZES["tick"] * 1.3) / _points_per_unit(
+        ax, time.bottom - time.top, vertical=True
+    )
+    for t in ticks:
+        if not shown or time.y(t) - time.y(shown[-1]) >= min_gap:
+            shown.append(t)
+    ax.set_yticks([time.y(t) for t in shown], [f"{t:.{digits}f}" for t in shown])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(side == "left")
+    ax.grid(False)
+
+    # Legend: states, what the arrows are, faults.
+    drawn = {a.kind for a in arrows}
+    handles: list[Artist] = [
+        Patch(color=STATE_COLORS[s], label=s.name) for s in _DRAWN_STATES if s in seen
+    ]
+    handles += [
+        Line2D([], [], color=COLORS[k], linewidth=1.5, label=label)
+        for k, label in _ARROW_LABELS.items()
+        if k in drawn
+    ]
+    if any(a.arrives is None for a in arrows):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=COLORS["lost"],
+                marker="x",
+                linestyle="none",
+                markeredgewidth=2,
+                label="not delivered",
+            )
+        )
+    if conn_faults:
+        handles.append(Patch(color=COLORS["fault"], alpha=FAULT_ALPHA, label="fault"))
+    if title is None:
+        title = f"{conn}: {hosts['client'] or '?'} → {hosts['server'] or '?'}"
+    return decorate(
+        ax,
+        title=title,
+        ylabel="virtual time (s)",
+        legend={"handles": handles, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)},
+    )
+
+
+_X = {"client": 0.0, "server": 1.0}  # where each side's lifeline is
+
+
+@dataclass(frozen=True)
+class _Note:
+    side: str
+    time: float
+    text: str
+    color: str
+
+
+def _exchange(events: Trace, wanted: set[str]) -> tuple[dict[str, str], list[_Arrow], list[_Note]]:
+    """The hosts of each side, the arrows and the notes of one connection's events."""
+    ends = {e.side: e for e in endpoints(events)}
+    hosts = {side: ends[side].host if side in ends else "" for side in _X}
+    arrows: list[_Arrow] = []
+    by_key: dict[tuple[str, float, float | None], _Arrow] = {}
+    notes: list[_Note] = []
+    for event in events:
+        if event.side not in _X:
+            continue
+        if event.peer:
+            other = "server" if event.side == "client" else "client"
+            hosts[event.side] = hosts[event.side] or event.host
+            hosts[other] = hosts[other] or event.peer
+        if event.peer and event.kind in wanted:
+            key = (event.side, event.time, event.arrives)
+            arrow = by_key.get(key)
+            if arrow is None:
+                arrow = _Arrow(event.side, event.time, event.arrives, [], _arrow_kind(event))
+                by_key[key] = arrow
+                arrows.append(arrow)
+            arrow.texts.append(_arrow_text(event))
+        elif not event.peer and event.kind == "closed":
+            text = event.text.replace(": ", ":\n", 1).replace("; ", ";\n")
+            normal = event.code in (1000, 1001)
+            notes.append(_Note(event.side, event.time, text, COLORS["text" if normal else "error"]))
+        elif not event.peer and event.kind in wanted:
+            # A TCP failure, or a fault acting on the connection, is an error.
+            what = event.tcp
+            failure = (what is not None and what.failure) or event.fault is not None
+            color = COLORS["error" if failure else "tcp"]
+            notes.append(_Note(event.side, event.time, event.text, color))
+    return hosts, arrows, notes
+
+
+def _latency(arrows: list[_Arrow], trace: Trace, duration: float) -> float:
+    """The typical one-way latency: of this connection, else of the network."""
+    latencies = [a.arrives - a.time for a in arrows if a.arrives is not None and a.arrives > a.time]
+    if not latencies:
+        latencies = [
+            e.arrives - e.time for e in trace if e.arrives is not None and e.arrives > e.time
+        ]
+    return float(np.median(latencies)) if latencies else max(duration / 20, 0.001)
+
+
+class _TimeAxis:
+    """Virtual time to a position downwards, with quiet stretches cut short.
+
+    A gap between two moments worth drawing longer than three latencies becomes a cut of
+    two latencies; shorter gaps keep their true length, so arrows slant by the latency.
+    """
+
+    def __init__(self, times: list[float], latency: float) -> None:
+        self.latency = latency
+        self.times = times
+        self.ys = [0.0]
+        self.cuts: list[tuple[float, float, float]] = []  # y before, y after, time hidden
+        for a, b in itertools.pairwise(times):
+            gap = b - a
+            if gap > 3 * latency:
+                self.cuts.append((self.ys[-1], self.ys[-1] + 2 * latency, gap))
+                self.ys.append(self.ys[-1] + 2 * latency)
+            else:
+                self.ys.append(self.ys[-1] + gap)
+        self.top = -latency
+        self.bottom = self.ys[-1] + latency
+
+    def y(self, t: float) -> float:
+        return float(np.interp(t, self.times, self.ys))
+
+
+def _draw_lifelines(ax: Axes, time: _TimeAxis, conn_spans: list[Span]) -> set[State]:
+    """Both lifelines, coloured by the state of their endpoint; return the states seen."""
+    for x in _X.values():
+        ax.plot([x, x], [time.top, time.bottom], color=COLORS["grid"], linewidth=1.5, zorder=1)
+    seen: set[State] = set()
+    width = 0.035
+    for span in conn_spans:
+        y0, y1 = time.y(span.start), time.y(span.end)
+        bar = Rectangle(
+            (_X[span.side] - width / 2, y0),
+            width,
+            y1 - y0,
+            facecolor=STATE_COLORS[span.state],
+            edgecolor="none",
+            zorder=2,
+            label="_nolegend_",
+        )
+        bar.set_gid(f"state:{span.state.name}")
+        seen.add(span.state)
+        ax.add_patch(bar)
+    return seen
+
+
+def _draw_fault_band(
+    ax: Axes, time: _TimeAxis, fault: FaultSpan, first: float, last: float
+) -> None:
+    """A fault as a band across both lifelines, labelled on the left."""
+    y0, y1 = time.y(max(fault.start, first)), time.y(min(fault.end, last))
+    artist: Line2D | Rectangle
+    if fault.instant or y1 <= y0:
+        artist = ax.axhline(y0, color=COLORS["fault"], linestyle="--", linewidth=1)
+    else:
+        artist = ax.axhspan(y0, y1, color=COLORS["fault"], alpha=FAULT_ALPHA, linewidth=0, zorder=0)
+    artist.set_gid("fault")
+    text = ax.text(
+        -0.73,
+        y0,
+        _fault_label(fault),
+        ha="left",
+        va="bottom",
+        fontsize=FONT_SIZES["note"],
+        color=COLORS["fault"],
+        zorder=5,
+    )
+    text.set_gid("fault-label")
+
+
+def _draw_cuts(ax: Axes, time: _TimeAxis) -> None:
+    """Dotted lines around each cut, and how much time it hides."""
+    for y0, y1, hidden in time.cuts:
+        for y in (y0, y1):
+            line = ax.axhline(
+                y, color=COLORS["tcp"], linestyle=(0, (1, 3)), linewidth=0.8, zorder=2.6
+            )
+            line.set_gid("cut")
+        text = ax.text(
+            0.5,
+            y0 + (y1 - y0) * 0.65,  # clear of the crosses of lost segments above
+            f"{hidden:.4g} s later",
+            ha="center",
+            va="center",
+            fontsize=FONT_SIZES["note"],
+            color=COLORS["tcp"],
+            style="italic",
+            zorder=6,
+        )
+        text.set_gid("cut-label")
+
+
+def _draw_arrow(ax: Axes, time: _TimeAxis, arrow: _Arrow) -> None:
+    """An arrow from sender to receiver, labelled along its length."""
+    x0, y0 = _X[arrow.side], time.y(arrow.time)
+    color = COLORS[arrow.kind]
+    if arrow.arrives is None:
+        # Lost, or waiting for a retransmission: it stops halfway, at a cross.
+        x1, y1 = 0.5, y0 + time.latency / 2
+        style, gid = "-", "lost"
+        (cross,) = ax.plot(
+            [x1],
+            [y1],
+            marker="x",
+            color=COLORS["lost"],
+            markersize=7,
+            markeredgewidth=2,
+            zorder=4,
+        )
+        cross.set_gid("lost-cross")
+    else:
+        x1, y1 = 1.0 - x0, time.y(arrow.arrives)
+        style, gid = "-|>", "arrow"
+    line = ax.annotate(
+        "",
+        xy=(x1, y1),
+        xytext=(x0, y0),
+        arrowprops={
+            "arrowstyle": style,
+            "mutation_scale": 11,
+            "color": color,
+            "linewidth": 1.3,
+            "shrinkA": 0,
+            "shrinkB": 0 if arrow.arrives is None else 1,
+        },
+        zorder=3,
+    )
+    line.set_gid(gid)
+    # The label runs along the arrow, never upside down.
+    x_points = _points_per_unit(ax, 2.5, vertical=False)
+    y_points = _points_per_unit(ax, time.bottom - time.top, vertical=True)
+    angle = math.degrees(math.atan2(-(y1 - y0) * y_points, (x1 - x0) * x_points))
+    if angle > 90:
+        angle -= 180
+    elif angle < -90:
+        angle += 180
+    length = math.hypot((x1 - x0) * x_points, (y1 - y0) * y_points)
+    if arrow.arrives is None:
+        # A short arrow: its label starts near the sender and may run past the cross.
+        where = (x0 + (x1 - x0) * 0.15, y0 + (y1 - y0) * 0.15)
+        align = "left" if x1 > x0 else "right"
+        length *= 1.7
+    else:
+        where, align = ((x0 + x1) / 2, (y0 + y1) / 2), "center"
+    label = ax.annotate(
+        _fit(" + ".join(arrow.texts), int((length - 36) / (FONT_SIZES["note"] * 0.62))),
+        where,
+        xytext=(0, 2),
+        textcoords="offset points",
+        ha=align,
+        va="bottom",
+        rotation=angle,
+        rotation_mode="anchor",
+        fontsize=FONT_SIZES["note"],
+        color=color if arrow.kind not in ("http", "tcp") else COLORS["text"],
+        zorder=5,
+    )
+    label.set_gid("arrow-label")
+
+
+def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> None:
+    """Notes beside each lifeline, pushed down when they would overlap."""
+    line_height = (
+        FONT_SIZES["note"] * 1.25 / _points_per_unit(ax, time.bottom - time.top, vertical=True)
+    )
+    merged: list[_Note] = []
+    for note in notes:
+        last = merged[-1] if merged else None
+        if last and (last.side, last.time, last.color) == (note.side, note.time, note.color):
+            merged[-1] = _Note(note.side, note.time, f"{last.text}\n{note.text}", note.color)
+        else:
+            merged.append(note)
+    next_free = {"client": time.top, "server": time.top}
+    for note in merged:
+        wrapped = "\n".join(
+            textwrap.fill(part, 28, break_long_words=False, break_on_hyphens=False)
+            for part in note.text.split("\n")
+        )
+        y = max(time.y(note.time) - line_height / 2, next_free[note.side])
+        next_free[note.side] = y + (wrapped.count("\n") + 1) * line_height
+        client = note.side == "client"
+        text = ax.text(
+            _X[note.side] + (-0.05 if client else 0.05),
+            y,
+            wrapped,
+            ha="right" if client else "left",
+            va="top",
+            fontsize=FONT_SIZES["note"],
+            color=note.color,
+            zorder=5,
+            linespacing=1.1,
+        )
+        text.set_gid("note")
