@@ -23,7 +23,7 @@ import random
 import struct
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from websockets.frames import Close, Frame, Opcode
@@ -34,6 +34,7 @@ from wssim.core.hosts import current_host
 from wssim.net.network import SimTransport
 from wssim.trace.events import ClosedInfo, Detail, Event
 from wssim.trace.recorder import Recorder
+from wssim.wire import HttpHead, parse_frame
 
 __all__ = [
     "HttpHead",
@@ -246,8 +247,7 @@ class ReceivedFrame:
 def parse_frames(data: bytes, *, time: float = 0.0) -> tuple[list[ReceivedFrame], int]:
     """Parse as many whole frames as ``data`` holds, whatever their content.
 
-    Nothing is checked: reserved opcodes and bits, masks in either direction, control
-    frames of any size are all returned as they are. This parser never raises.
+    Nothing is checked (see :mod:`wssim.wire`). This parser never raises.
 
     Returns:
         The frames, and how many bytes of ``data`` they took (the rest is an incomplete
@@ -255,55 +255,12 @@ def parse_frames(data: bytes, *, time: float = 0.0) -> tuple[list[ReceivedFrame]
     """
     frames: list[ReceivedFrame] = []
     offset = 0
-    size = len(data)
-    while size - offset >= 2:
-        b0, b1 = data[offset], data[offset + 1]
-        length = b1 & 0x7F
-        at = offset + 2
-        if length == 126:
-            if size - at < 2:
-                break
-            (length,) = struct.unpack_from("!H", data, at)
-            at += 2
-        elif length == 127:
-            if size - at < 8:
-                break
-            (length,) = struct.unpack_from("!Q", data, at)
-            at += 8
-        masked = bool(b1 & 0x80)
-        key = b""
-        if masked:
-            if size - at < 4:
-                break
-            key = bytes(data[at : at + 4])
-            at += 4
-        if size - at < length:
-            break
-        payload = bytes(data[at : at + length])
-        if masked:
-            payload = apply_mask(payload, key)
-        rsv = ((b0 >> 6) & 1, (b0 >> 5) & 1, (b0 >> 4) & 1)
-        frames.append(ReceivedFrame(time, b0 & 0x0F, payload, bool(b0 & 0x80), rsv, masked))
-        offset = at + length
+    while (parsed := parse_frame(data, offset)) is not None:
+        frame, offset = parsed
+        frames.append(
+            ReceivedFrame(time, frame.opcode, frame.payload, frame.fin, frame.rsv, frame.masked)
+        )
     return frames, offset
-
-
-@dataclass
-class HttpHead:
-    """An HTTP request or response head: its first line and its headers (names lowercased)."""
-
-    start: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, raw: bytes) -> HttpHead:
-        text = raw.decode("latin-1")
-        start, *lines = text.split("\r\n")
-        headers: dict[str, str] = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return cls(start, headers)
 
 
 def accept_value(key: str) -> str:

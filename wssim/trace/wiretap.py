@@ -9,7 +9,6 @@ raises: bytes it cannot decode are reported as such, and it stops decoding that 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.headers import parse_extension
 
 from wssim.trace.events import MAX_DATA, FrameInfo
+from wssim.wire import HttpHead, WireFrame, parse_frame
 
 __all__ = ["ConnectionTap", "Decoded", "DirectionTap", "frame_info"]
 
@@ -111,13 +111,9 @@ class DirectionTap:
             if len(self._buffer) > MAX_HTTP_HEAD:
                 raise ValueError("HTTP head too long")
             return None
-        head = bytes(self._buffer[:end]).decode("latin-1")
+        head = HttpHead.parse(bytes(self._buffer[:end]))
         del self._buffer[: end + 4]
-        start, *lines = head.split("\r\n")
-        headers: dict[str, str] = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+        start, headers = head.start, head.headers
         if self._from_client:
             method, target, _version = start.split(" ", 2)
             upgrade = headers.get("upgrade", "")
@@ -147,40 +143,17 @@ class DirectionTap:
                 self._connection.deflate_params = dict(params)
 
     def _frame(self) -> Decoded | None:
-        buf = self._buffer
-        if len(buf) < 2:
+        parsed = parse_frame(self._buffer)
+        if parsed is None:
             return None
-        b0, b1 = buf[0], buf[1]
-        length = b1 & 0x7F
-        offset = 2
-        if length == 126:
-            if len(buf) < 4:
-                return None
-            (length,) = struct.unpack("!H", buf[2:4])
-            offset = 4
-        elif length == 127:
-            if len(buf) < 10:
-                return None
-            (length,) = struct.unpack("!Q", buf[2:10])
-            offset = 10
-        masked = bool(b1 & 0x80)
-        mask = b""
-        if masked:
-            if len(buf) < offset + 4:
-                return None
-            mask = bytes(buf[offset : offset + 4])
-            offset += 4
-        if len(buf) < offset + length:
-            return None
-        payload = bytes(buf[offset : offset + length])
-        del buf[: offset + length]
-        if masked:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return self._describe(b0, payload, masked)
+        frame, end = parsed
+        del self._buffer[:end]
+        return self._describe(frame)
 
-    def _describe(self, b0: int, payload: bytes, masked: bool) -> Decoded:
-        fin, rsv1, rsv2, rsv3 = (bool(b0 & bit) for bit in (0x80, 0x40, 0x20, 0x10))
-        opcode_value = b0 & 0x0F
+    def _describe(self, wire: WireFrame) -> Decoded:
+        payload, masked, fin = wire.payload, wire.masked, wire.fin
+        rsv1, rsv2, rsv3 = (bool(bit) for bit in wire.rsv)
+        opcode_value = wire.opcode
         notes = []
         if masked != self._from_client:
             notes.append("masked" if masked else "unmasked")
