@@ -94,13 +94,13 @@ def test_a_table_lists_what_was_asked_in_time_order() -> None:
 
 def test_a_conflict_is_found() -> None:
     plan = schedule(1, CLIENTS[:3])
-    crash = chaos.Injection(30.0, 10.0, faults.Crash, ("server",))
-    freeze = chaos.Injection(35.0, 1.0, faults.Freeze, ("server",))
-    later = chaos.Injection(40.0, 1.0, faults.Freeze, ("server",))
+    crash = chaos.ScheduledFault(30.0, 10.0, faults.Crash, ("server",))
+    freeze = chaos.ScheduledFault(35.0, 1.0, faults.Freeze, ("server",))
+    later = chaos.ScheduledFault(40.0, 1.0, faults.Freeze, ("server",))
     forged = chaos.Schedule(1, "server", plan.clients, 0, 100, (crash, freeze, later), ())
     assert forged.conflicts() == [(crash, freeze)]
     assert crash.until == 40.0 and not crash.overlaps(later)
-    assert chaos.Injection(0.0, None, faults.Crash, ("server",)).until == math.inf
+    assert chaos.ScheduledFault(0.0, None, faults.Crash, ("server",)).until == math.inf
 
 
 @pytest.mark.parametrize(

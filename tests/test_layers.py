@@ -130,6 +130,25 @@ def test_only_the_plot_layer_imports_matplotlib() -> None:
     assert users and all(layer(name)[0] == "wssim.plot" for name in users), users
 
 
+READS_TEXT_WITH_RE = {
+    "wssim.simulation": "checks host names given by the user",
+    "wssim.toolkit.heartbeat": "matches the application's own heartbeat messages",
+}
+"""The modules that may import ``re``, and why: none of them parses the trace's text, which
+is for people (readers use the events' typed fields)."""
+
+
+def test_no_module_parses_text_with_regular_expressions_but_the_allowed() -> None:
+    users = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "re" for a in node.names):
+                users.add(name)
+            if isinstance(node, ast.ImportFrom) and node.module == "re":
+                users.add(name)
+    assert users == set(READS_TEXT_WITH_RE)
+
+
 if __name__ == "__main__":
     for module, targets in graph().items():
         print(module, "->", ", ".join(sorted(targets)) or "-", file=sys.stdout)

@@ -32,7 +32,7 @@ from websockets.utils import apply_mask
 
 from wssim.core.hosts import current_host
 from wssim.net.network import SimTransport
-from wssim.trace.events import ClosedInfo, Detail, Event
+from wssim.trace.events import ClosedInfo, Detail, Event, microseconds
 from wssim.trace.recorder import Recorder
 from wssim.wire import HttpHead, parse_frame
 
@@ -821,14 +821,14 @@ def _bytes_note(data: bytes) -> str:
 
 
 def _now() -> float:
-    return round(asyncio.get_running_loop().time(), 6)
+    return microseconds(asyncio.get_running_loop().time())
 
 
 def _time_of(transport: SimTransport | None) -> float:
     """The network's virtual time (callbacks may run while no loop is current)."""
     if transport is None:
         return _now()
-    return round(transport.endpoint.conn.network.loop.time(), 6)
+    return microseconds(transport.endpoint.conn.network.loop.time())
 
 
 def _check_timeout(timeout: float | None) -> None:

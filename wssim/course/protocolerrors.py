@@ -11,7 +11,7 @@ from typing import Any
 
 from websockets.frames import Opcode
 
-from wssim.lab.protocol import Case, Outcome, Side, run
+from wssim.lab.protocol import Case, Outcome, Role, run
 from wssim.lab.protocol import run_all as _run_all
 from wssim.lab.protocol import table as _table
 from wssim.raw import RawFrame, close_payload
@@ -401,7 +401,7 @@ CATALOGUE: tuple[Case, ...] = SERVER_CATALOGUE + CLIENT_CATALOGUE
 """Every case, the server's first."""
 
 
-def case(name: str, side: Side = "server") -> Case:
+def case(name: str, side: Role = "server") -> Case:
     """The case of ``side`` called ``name``.
 
     Raises:

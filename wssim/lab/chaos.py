@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BadInput",
     "Delivered",
-    "Injection",
     "Schedule",
+    "ScheduledFault",
     "schedule",
 ]
 
@@ -72,7 +72,7 @@ SETTLE = 1.0
 
 
 @dataclass(frozen=True)
-class Injection:
+class ScheduledFault:
     """A fault to inject: what (a fault class and its arguments), when, for how long.
 
     Attributes:
@@ -106,7 +106,7 @@ class Injection:
         """Injections with the same key contradict each other if they overlap."""
         return self.fault().key
 
-    def overlaps(self, other: Injection) -> bool:
+    def overlaps(self, other: ScheduledFault) -> bool:
         """True if both are in force at some instant."""
         return self.at < other.until and other.at < self.until
 
@@ -153,10 +153,10 @@ class Schedule:
     clients: tuple[str, ...]
     start: float
     end: float
-    injections: tuple[Injection, ...]
+    injections: tuple[ScheduledFault, ...]
     bad_inputs: tuple[BadInput, ...]
 
-    def conflicts(self) -> list[tuple[Injection, Injection]]:
+    def conflicts(self) -> list[tuple[ScheduledFault, ScheduledFault]]:
         """Pairs of injections that contradict each other (same key, overlapping in time).
 
         Always empty for a schedule made by :func:`schedule`.
@@ -168,7 +168,7 @@ class Schedule:
                     found.append((first, second))
         return found
 
-    def server_faults(self) -> list[Injection]:
+    def server_faults(self) -> list[ScheduledFault]:
         """The injections on the server host, in order."""
         return [i for i in self.injections if i.args == (self.server,)]
 
@@ -195,7 +195,7 @@ class Schedule:
     def summary(self) -> Table:
         """One row per kind of fault: how many, on how many hosts, for how long in all."""
         rows = []
-        kinds: dict[str, list[Injection]] = {}
+        kinds: dict[str, list[ScheduledFault]] = {}
         for injection in self.injections:
             kinds.setdefault(injection.name, []).append(injection)
         for name, items in kinds.items():
@@ -325,7 +325,7 @@ def schedule(
         raise ValueError("cases must hold the bad input to send when bad_inputs > 0, got none")
     rng = random.Random(f"wssim.chaos/{seed}")
     names = tuple(clients)
-    injections: list[Injection] = []
+    injections: list[ScheduledFault] = []
 
     # The server: one fault per slice of the window, so two never overlap.
     order = list(SERVER_FAULTS)
@@ -335,7 +335,7 @@ def schedule(
         s0 = start + index * width
         duration = min(_draw(rng, low, high), round(width / 2, 1))
         at = _draw(rng, s0, s0 + width - duration - 1)
-        injections.append(Injection(at, duration, kind, (server,)))
+        injections.append(ScheduledFault(at, duration, kind, (server,)))
 
     def some(share: float) -> list[str]:
         count = max(1, round(share * len(names)))
@@ -349,17 +349,17 @@ def schedule(
             duration = _draw(rng, *PARTITION_SECONDS)
             at = _draw(rng, start, end - duration)
             if not any(at < high and low < at + duration for low, high in clear):
-                injections.append(Injection(at, duration, faults.Partition, (client, server)))
+                injections.append(ScheduledFault(at, duration, faults.Partition, (client, server)))
                 break
     for client in some(SLOWED):
         duration = _draw(rng, *LATENCY_SECONDS)
         at = _draw(rng, start, end - duration)
         latency = round(rng.uniform(*SPIKE_LATENCY), 3)
-        injections.append(Injection(at, duration, faults.Latency, (client, server, latency)))
+        injections.append(ScheduledFault(at, duration, faults.Latency, (client, server, latency)))
     for n, client in enumerate(some(BEHIND_PROXY)):
         action = ("drop", "reset")[n % 2]
         injections.append(
-            Injection(0.0, None, faults.IdleTimeout, (client, server, IDLE_TIMEOUT, action))
+            ScheduledFault(0.0, None, faults.IdleTimeout, (client, server, IDLE_TIMEOUT, action))
         )
     injections.sort(key=lambda i: (i.at, i.name, i.args))
 

@@ -21,7 +21,7 @@ from websockets.frames import Opcode
 from wssim import faults as faults_
 from wssim.simulation import Simulation
 from wssim.toolkit.heartbeat import TIMEOUT_LOG, Side, Stack, connect_stack, matcher, serve_stack
-from wssim.trace.events import Event, Table, Tcp, Trace
+from wssim.trace.events import Event, Table, Tcp, Trace, microseconds
 from wssim.trace.lifecycle import faults as fault_spans
 
 __all__ = [
@@ -48,10 +48,6 @@ _TCP_FAILURES = (Tcp.TIMED_OUT, Tcp.RESET)
 # A fault this close before or after a frame: the frame escapes, or it does not.
 _NUDGE = 1e-6
 SERVER, CLIENT = "server", "client"
-
-
-def _r(t: float) -> float:
-    return round(t, 6)
 
 
 # Bytes on the wire
@@ -139,12 +135,12 @@ class Detection:
     @property
     def delay(self) -> float | None:
         """Seconds from the fault to ``learned`` (None: never)."""
-        return None if self.learned is None else _r(self.learned - self.fault)
+        return None if self.learned is None else microseconds(self.learned - self.fault)
 
     @property
     def notice_delay(self) -> float | None:
         """Seconds from the fault to ``noticed`` (None: the heartbeat never gave up)."""
-        return None if self.noticed is None else _r(self.noticed - self.fault)
+        return None if self.noticed is None else microseconds(self.noticed - self.fault)
 
 
 def detect(
@@ -310,7 +306,7 @@ def measure(
                 instants[e.time] = None
                 if e.arrives is not None:
                     instants[e.arrives] = None
-        times = sorted({_r(t + d) for t in instants for d in (-_NUDGE, _NUDGE)})
+        times = sorted({microseconds(t + d) for t in instants for d in (-_NUDGE, _NUDGE)})
     else:
         times = [start]
     samples = tuple(

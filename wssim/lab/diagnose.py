@@ -24,7 +24,7 @@ from websockets.frames import Close, Opcode
 from wssim.core.params import seconds
 from wssim.faults import Fault
 from wssim.simulation import Simulation
-from wssim.trace.events import MAX_DATA, Table, Trace
+from wssim.trace.events import MAX_DATA, Table, Trace, microseconds
 from wssim.trace.lifecycle import endpoints
 
 __all__ = [
@@ -308,7 +308,7 @@ def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT
         if response is not None and response.code is not None and response.code != 101:
             t = response.time
             saw = f"HTTP {response.code} sent"
-            return Seen(side, saw, None, response.text, t, round(t - cause_at, 6))
+            return Seen(side, saw, None, response.text, t, microseconds(t - cause_at))
     closed = None if ended_by is None else ended_by.closed
     if closed is None:
         # A TCP failure before websockets had a connection: "connection refused".
@@ -318,7 +318,7 @@ def seen(trace: Trace, side: str, cause_at: float = 0.0, *, client: str = CLIENT
         saw, detail = closed.exception, closed.message
         if closed.status is not None and end.opened_at is None:
             saw = f"{saw} (HTTP {closed.status})"
-    return Seen(side, saw, code, detail, at, round(at - cause_at, 6))
+    return Seen(side, saw, code, detail, at, microseconds(at - cause_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +341,7 @@ class Delivery:
     @property
     def delay(self) -> float | None:
         """``received_at - sent_at``, or None if it never arrived."""
-        return None if self.received_at is None else round(self.received_at - self.sent_at, 6)
+        return None if self.received_at is None else microseconds(self.received_at - self.sent_at)
 
 
 def deliveries(trace: Trace) -> list[Delivery]:

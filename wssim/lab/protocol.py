@@ -38,7 +38,7 @@ from wssim.raw import (
 from wssim.simulation import Simulation
 from wssim.trace.events import Table, Trace
 
-__all__ = ["Case", "Outcome", "Side", "run", "run_all", "table"]
+__all__ = ["Case", "Outcome", "Role", "run", "run_all", "table"]
 
 PORT = 8765
 SETTLE = 1.0
@@ -50,7 +50,7 @@ LIMIT = 60.0
 
 CLOSE = Opcode.CLOSE
 
-Side = Literal["server", "client"]
+Role = Literal["server", "client"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Case:
     section: str
     rfc: str
     group: str
-    side: Side = "server"
+    side: Role = "server"
     handshake: bytes | None = None
     server_closes_tcp: bool = True
 

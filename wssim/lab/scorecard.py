@@ -32,7 +32,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wssim.toolkit.resources import Ledger, connections_open
-from wssim.trace.events import Table, Tcp, Trace
+from wssim.trace.events import Table, Tcp, Trace, microseconds
 from wssim.trace.lifecycle import endpoints
 
 __all__ = [
@@ -142,7 +142,7 @@ class MessageLog:
             last = t
         if until - last > longest:
             longest, began = until - last, last
-        return round(longest, 6), round(began, 6)
+        return microseconds(longest), microseconds(began)
 
     @property
     def streams(self) -> list[Hashable]:
@@ -212,7 +212,7 @@ def disconnections(
                 longest = max(longest, min(start, until) - covered)
             covered = max(covered, stop)
         longest = max(longest, until - covered)
-        worst[host] = round(max(longest, 0.0), 6)
+        worst[host] = microseconds(max(longest, 0.0))
     return worst
 
 

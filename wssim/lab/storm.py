@@ -39,7 +39,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from wssim.core.hosts import Host
 from wssim.simulation import Simulation
 from wssim.toolkit.admission import Admission
-from wssim.trace.events import Table, Tcp, Trace
+from wssim.trace.events import Table, Tcp, Trace, microseconds
 
 __all__ = ["StormResult", "compare", "reboot", "storm"]
 
@@ -275,11 +275,11 @@ def _measure(
         refused_503=refused_503,
         attempts_up=len(up),
         peak_rate=max(up_bins),
-        half_back=round(back[half - 1] - restart_at, 6) if len(back) >= half else None,
-        all_back=round(max(back) - restart_at, 6) if everyone else None,
-        longest_outage=round(max(outages), 6) if everyone else None,
+        half_back=microseconds(back[half - 1] - restart_at) if len(back) >= half else None,
+        all_back=microseconds(max(back) - restart_at) if everyone else None,
+        longest_outage=microseconds(max(outages)) if everyone else None,
         attempts_per_second=tuple(bins),
-        connected=tuple((round(t, 6), n) for t, n in connected),
+        connected=tuple((microseconds(t), n) for t, n in connected),
         events=len(trace),
         trace=None,
     )

@@ -132,13 +132,13 @@ class NetworkObserver(Protocol):
 
     def data(self, pipe: Pipe, data: bytes, arrives: float | None) -> None: ...
 
-    def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
+    def connection_lost(self, endpoint: ConnectionEnd, protocol: asyncio.BaseProtocol) -> None: ...
 
     def forget(self, conn: TcpConnection) -> None: ...
 
-    constructing: Endpoint | None
+    constructing: ConnectionEnd | None
 
-    def constructed(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None: ...
+    def constructed(self, endpoint: ConnectionEnd, protocol: asyncio.BaseProtocol) -> None: ...
 
 
 class PathEffect:
@@ -172,7 +172,7 @@ class Segment:
         self.data = data
 
 
-class Endpoint:
+class ConnectionEnd:
     """One end of a TCP connection: a socket on a host."""
 
     def __init__(self, conn: TcpConnection, side: str, host: Host, port: int) -> None:
@@ -202,7 +202,9 @@ class Endpoint:
 class Pipe:
     """One direction of a connection: an ordered stream of segments."""
 
-    def __init__(self, network: Network, conn: TcpConnection, src: Endpoint, dst: Endpoint):
+    def __init__(
+        self, network: Network, conn: TcpConnection, src: ConnectionEnd, dst: ConnectionEnd
+    ):
         self.network = network
         self.conn = conn
         self.src = src
@@ -454,13 +456,13 @@ class TcpConnection:
         self.network = network
         self.index = index
         self.id = f"c{index}"
-        self.client = Endpoint(self, "client", client, port)
+        self.client = ConnectionEnd(self, "client", client, port)
         self.target = target
         self.target_port = target_port
         # Resolved when the SYN-ACK arrives (or fails: refused, timed out).
         self.established: asyncio.Future[None] = network.loop.create_future()
         self.listener: SimServer | None = None
-        self.server: Endpoint | None = None
+        self.server: ConnectionEnd | None = None
         self.to_server: Pipe | None = None
         self.to_client: Pipe | None = None
         # A middlebox forgot this flow: whatever either end sends vanishes.
@@ -470,10 +472,10 @@ class TcpConnection:
         server = self.server.label if self.server else "?"
         return f"<TcpConnection {self.id} {self.client.label} -> {server}>"
 
-    def endpoint(self, side: str) -> Endpoint | None:
+    def endpoint(self, side: str) -> ConnectionEnd | None:
         return self.client if side == "client" else self.server
 
-    def pipe_from(self, endpoint: Endpoint) -> Pipe:
+    def pipe_from(self, endpoint: ConnectionEnd) -> Pipe:
         pipe = self.to_server if endpoint.side == "client" else self.to_client
         assert pipe is not None
         return pipe
@@ -498,7 +500,7 @@ class _Socket:
 class SimTransport(asyncio.Transport):
     """The asyncio transport of one endpoint, over a simulated connection."""
 
-    def __init__(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+    def __init__(self, endpoint: ConnectionEnd, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
         self._endpoint = endpoint
         # A stream transport drives a stream protocol (data_received, eof_received...).
@@ -517,7 +519,7 @@ class SimTransport(asyncio.Transport):
     # Information
 
     @property
-    def endpoint(self) -> Endpoint:
+    def endpoint(self) -> ConnectionEnd:
         """The simulated socket behind this transport."""
         return self._endpoint
 
@@ -816,7 +818,7 @@ class SimServer(asyncio.AbstractServer):
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed_waiter)
 
-    def _accept(self, endpoint: Endpoint) -> SimTransport:
+    def _accept(self, endpoint: ConnectionEnd) -> SimTransport:
         protocol = self._network.construct(self._protocol_factory, endpoint)
         transport = SimTransport(endpoint, protocol)
         endpoint.transport = transport
@@ -1023,7 +1025,7 @@ class Network:
         transport._deliver(segment)
 
     def construct(
-        self, protocol_factory: Callable[[], asyncio.BaseProtocol], endpoint: Endpoint
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], endpoint: ConnectionEnd
     ) -> asyncio.BaseProtocol:
         """Create the protocol of ``endpoint``, telling the observer whose it is."""
         self.observer.constructing = endpoint
@@ -1034,7 +1036,7 @@ class Network:
         self.observer.constructed(endpoint, protocol)
         return protocol
 
-    def send_reset(self, endpoint: Endpoint) -> None:
+    def send_reset(self, endpoint: ConnectionEnd) -> None:
         """Send an RST from ``endpoint``: whatever was waiting to be sent is discarded."""
         endpoint.closed = True
         pipe = endpoint.conn.pipe_from(endpoint)
@@ -1053,7 +1055,7 @@ class Network:
             arrives=arrives,
         )
 
-    def _reset_arrived(self, endpoint: Endpoint) -> None:
+    def _reset_arrived(self, endpoint: ConnectionEnd) -> None:
         if endpoint.closed or not endpoint.alive:
             return
         endpoint.closed = True
@@ -1073,7 +1075,7 @@ class Network:
             if endpoint is not None:
                 self._reset_arrived(endpoint)
 
-    def pipe_closed(self, endpoint: Endpoint) -> None:
+    def pipe_closed(self, endpoint: ConnectionEnd) -> None:
         """The application let go of this endpoint; forget the connection once both did."""
         conn = endpoint.conn
         other = conn.endpoint("server" if endpoint.side == "client" else "client")
@@ -1211,7 +1213,7 @@ class Network:
             self.call_at(self.loop.time() + back, conn.index, 1, self._refused, conn)
             return
         if conn.server is None:
-            conn.server = Endpoint(conn, "server", target, port)
+            conn.server = ConnectionEnd(conn, "server", target, port)
             conn.to_server = Pipe(self, conn, conn.client, conn.server)
             conn.to_client = Pipe(self, conn, conn.server, conn.client)
             conn.listener = listener

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from wssim.trace.events import Table, Trace
+from wssim.trace.events import Table, Trace, microseconds
 from wssim.trace.lifecycle import endpoints
 
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ def _now() -> float:
             "resources are acquired and released by code running in a simulation "
             "(a process, a connection handler, or a call scheduled with sim.at)"
         ) from None
-    # Rounded to the microsecond, as the trace's times are.
-    return round(loop.time(), 6)
+    return microseconds(loop.time())
 
 
 def _check_kind(kind: object) -> str:

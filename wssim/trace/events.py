@@ -49,9 +49,15 @@ __all__ = [
     "Table",
     "Tcp",
     "Trace",
+    "microseconds",
 ]
 
 KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark")
+
+
+def microseconds(t: float) -> float:
+    """A time or a duration as the trace keeps it: in seconds, rounded to the microsecond."""
+    return round(t, 6)
 
 
 class Tcp(enum.Enum):

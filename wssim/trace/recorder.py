@@ -20,11 +20,11 @@ from websockets.frames import Frame
 from websockets.protocol import State as WsState
 
 from wssim.core.hosts import current_host
-from wssim.trace.events import ClosedInfo, Detail, Event, FaultInfo, Tcp, Trace
+from wssim.trace.events import ClosedInfo, Detail, Event, FaultInfo, Tcp, Trace, microseconds
 from wssim.trace.wiretap import ConnectionTap, frame_info
 
 if TYPE_CHECKING:
-    from wssim.net.network import Endpoint, Pipe, TcpConnection
+    from wssim.net.network import ConnectionEnd, Pipe, TcpConnection
 
 __all__ = ["Recorder"]
 
@@ -58,10 +58,6 @@ def _log_detail(msg: object, args: tuple[object, ...], text: str) -> tuple[Detai
     return _NOTHING
 
 
-def _round(t: float) -> float:
-    return round(t, 6)
-
-
 class Recorder(logging.Filter):
     """Collects events for one simulation (implements the network's observer)."""
 
@@ -76,7 +72,7 @@ class Recorder(logging.Filter):
         self.recording = True
         # The endpoint whose protocol is being created: websockets logs its first state
         # before the connection object exists.
-        self.constructing: Endpoint | None = None
+        self.constructing: ConnectionEnd | None = None
 
     # Output
 
@@ -92,7 +88,7 @@ class Recorder(logging.Filter):
         self._events.append((event.time, conn_index, self._seq, event))
 
     def now(self) -> float:
-        return _round(self._loop.time())
+        return microseconds(self._loop.time())
 
     # The network's reports
 
@@ -116,7 +112,7 @@ class Recorder(logging.Filter):
                 peer=peer,
                 conn=conn.id if conn else "",
                 side=side,
-                arrives=None if arrives is None else _round(arrives),
+                arrives=None if arrives is None else microseconds(arrives),
                 detail=detail,
             ),
             conn.index if conn else 0,
@@ -138,14 +134,14 @@ class Recorder(logging.Filter):
                     peer=pipe.dst.host.name,
                     conn=conn.id,
                     side=pipe.src.side,
-                    arrives=None if arrives is None else _round(arrives),
+                    arrives=None if arrives is None else microseconds(arrives),
                     code=item.code,
                     detail=item.frame,
                 ),
                 conn.index,
             )
 
-    def constructed(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+    def constructed(self, endpoint: ConnectionEnd, protocol: asyncio.BaseProtocol) -> None:
         """A websockets connection was made for ``endpoint``: record its log directly.
 
         Going through :mod:`logging` costs a full ``LogRecord`` per line (with a walk up
@@ -165,7 +161,7 @@ class Recorder(logging.Filter):
     def forget(self, conn: TcpConnection) -> None:
         self._taps.pop(conn.index, None)
 
-    def connection_lost(self, endpoint: Endpoint, protocol: asyncio.BaseProtocol) -> None:
+    def connection_lost(self, endpoint: ConnectionEnd, protocol: asyncio.BaseProtocol) -> None:
         if not isinstance(protocol, Connection):
             return
         sansio = protocol.protocol
@@ -252,7 +248,7 @@ class EndpointLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     simulation the trace is where logs go.
     """
 
-    def __init__(self, recorder: Recorder, endpoint: Endpoint, logger: logging.Logger) -> None:
+    def __init__(self, recorder: Recorder, endpoint: ConnectionEnd, logger: logging.Logger) -> None:
         super().__init__(logger, {})
         self._recorder = recorder
         self._endpoint = endpoint
