@@ -191,8 +191,12 @@ def fit(thing: object, width: int = WIDTH) -> str:
     i = 0
     while i < len(lines):
         if i + 1 < len(lines) and _RULE.match(lines[i + 1]) and lines[i].strip():
+            gaps = [(m.end(), m.end() + 2) for m in re.finditer(r"-+", lines[i + 1])][:-1]
             end = i + 2
-            while end < len(lines) and lines[end].strip():
+            # A row has spaces where the rule has them; the first line that does not ends it.
+            while end < len(lines) and all(not lines[end][a:b].strip() for a, b in gaps):
+                if not lines[end].strip():
+                    break
                 end += 1
             out += _fit_table(lines[i:end], width)
             i = end
@@ -209,6 +213,8 @@ def _fit_line(line: str, width: int) -> list[str]:
     # Continue under the text after a label ("   client  what it saw..."), if there is one.
     label = re.match(r"^\s*\S+(?: \S+)*  +(?=\S)", line)
     indent = len(label.group(0)) if label and len(label.group(0)) <= 40 else lead
+    if line[lead:].startswith("- "):  # a bullet continues under its text
+        indent = lead + 2
     wrapped = textwrap.wrap(
         line[lead:],
         width=width - lead,
