@@ -81,7 +81,8 @@ def learner_copy(notebook: Notebook, name: str, *, solved: Collection[int] = ())
     Raises:
         ValueError: if a code cell tagged ``solution`` has no starting point.
     """
-    keep = {i for n, cells in exercises(notebook).items() if n in solved for i in cells}
+    found = exercises(notebook) if solved else {}
+    keep = {i for n, cells in found.items() if n in solved for i in cells}
     copied = copy.deepcopy(notebook)
     cells: list[dict[str, Any]] = []
     for index, cell in enumerate(copied["cells"]):
