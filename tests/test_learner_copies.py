@@ -70,18 +70,22 @@ def test_each_exercise_solved_alone_runs_to_the_end(lesson: Path) -> None:
         assert not solved_cells, "a learner copy keeps no solution metadata"
 
     here = {"metadata": {"path": str(NOTEBOOKS / "learner")}}
+    # nbclient keeps each executed cell at its index: the two helper cells go at the end of
+    # each variant, after the cells of the lesson, which are run by their own indices.
+    length = len(first.cells)
+    for variant in variants.values():
+        variant.cells += [nbformat.v4.new_code_cell(SNAPSHOT), nbformat.v4.new_code_cell(RESTORE)]
     client = NotebookClient(first, timeout=600, resources=here, allow_errors=False)
     with client.setup_kernel():
         for index in range(start):
             client.execute_cell(first.cells[index], index)
-        client.execute_cell(nbformat.v4.new_code_cell(SNAPSHOT), start)
+        client.execute_cell(first.cells[length], length)
         for n, variant in variants.items():
             client.nb = variant
-            client.execute_cell(nbformat.v4.new_code_cell(RESTORE), start)
-            for index in range(start, len(variant.cells)):
-                cell = variant.cells[index]
+            client.execute_cell(variant.cells[length + 1], length + 1)
+            for index in range(start, length):
                 try:
-                    client.execute_cell(cell, index)
+                    client.execute_cell(variant.cells[index], index)
                 except Exception as exc:
                     raise AssertionError(
                         f"{lesson.name} with only exercise {n} solved: cell {index} failed"
