@@ -243,19 +243,27 @@ def _fit_table(lines: list[str], width: int) -> list[str]:
     ]
     widths = [max(len(row[k].rstrip()) for row in rows) for k in range(len(spans))]
     words = [max(len(w) for row in rows for w in row[k].split() or [""]) for k in range(len(spans))]
+    values = [max((len(row[k].strip()) for row in rows[1:]), default=0) for k in range(len(spans))]
+    right = [
+        all(row[k].rstrip() == row[k] or not row[k].strip() for row in rows[1:])
+        and any(row[k].startswith(" ") for row in rows[1:])
+        for k in range(len(spans))
+    ]
     wrapped: set[int] = set()
 
     def total() -> int:
         return sum(widths) + 2 * last
 
-    # Narrow the widest column that can still give room (never below its longest word).
-    while total() > width:
-        candidates = [k for k in range(len(spans)) if widths[k] > max(words[k], 12)]
-        if not candidates:
-            break
-        k = max(candidates, key=lambda c: (widths[c], c))
-        widths[k] = max(widths[k] - (total() - width), words[k], 12)
-        wrapped.add(k)
+    # First wrap headers wider than their column's values ("down: refused" over "4,000"), then
+    # narrow the widest column that can still give room, never below its longest word.
+    for floor in ([max(v, w) for v, w in zip(values, words, strict=True)], words):
+        while total() > width:
+            candidates = [k for k in range(len(spans)) if widths[k] > floor[k]]
+            if not candidates:
+                break
+            k = max(candidates, key=lambda c: (widths[c], c))
+            widths[k] = max(widths[k] - (total() - width), floor[k])
+            wrapped.add(k)
 
     def render(cells: list[str]) -> list[str]:
         parts = [
@@ -266,7 +274,12 @@ def _fit_table(lines: list[str], width: int) -> list[str]:
         ]
         out = []
         for n in range(max(len(p) for p in parts)):
-            texts = [(p[n] if n < len(p) else "").ljust(widths[k]) for k, p in enumerate(parts)]
+            texts = [
+                (p[n] if n < len(p) else "").rjust(widths[k])
+                if k in wrapped and right[k]
+                else (p[n] if n < len(p) else "").ljust(widths[k])
+                for k, p in enumerate(parts)
+            ]
             out.append("  ".join(texts).rstrip())
         return out
 
