@@ -1,92 +1,63 @@
 """Run All works in a learner copy whatever the learner solved: for each exercise, the
 learner copy with only that exercise solved runs to the end without an error.
 
-(The copy with nothing solved is the committed learner copy, which nbval runs.)
-
-Every cell of every variant runs for real, in one kernel per lesson: the cells before the
-first solution are the same in every variant, so they run once, and each variant then
-starts from the names they left (``globals()`` restored from a snapshot) and runs every
-cell from the first solution to the end.
+(The copy with nothing solved is the committed learner copy, which nbval runs.) The work is
+in :mod:`tests.learner_variants`; the session starts it in a process of its own as soon as
+the tests are collected (``tests/conftest.py``), and these tests, moved to the end of the
+session, read its verdicts. Run alone, they do the work themselves.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from wssim.course import SOLUTION_TAG, exercises, learner_copy
+from tests import learner_variants
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
-SNAPSHOT = "__course_snapshot = dict(globals())"
-RESTORE = """\
-def __course_restore(names):
-    globals().clear()
-    globals().update(names)
-    globals()["__course_snapshot"] = names
+
+class Background:
+    """The variants of some lessons, run by ``python -m tests.learner_variants``."""
+
+    def __init__(self, lessons: list[Path]) -> None:
+        self.lessons = lessons
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.learner_variants", *map(str, lessons)],
+            cwd=NOTEBOOKS.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.errors: dict[str, str | None] | None = None
+
+    def error(self, lesson: Path) -> str | None:
+        if self.errors is None:
+            out, _ = self.process.communicate(timeout=1800)
+            lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            self.errors = {line["lesson"]: line["error"] for line in lines}
+        assert lesson.name in self.errors, f"the background run said nothing of {lesson.name}"
+        return self.errors[lesson.name]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
-__course_restore(__course_snapshot)
-"""
-
-
-def first_solution(notebook: dict[str, Any]) -> int:
-    """Index, in ``notebook``'s learner copy, of the first cell a solved exercise changes."""
-    return next(
-        i
-        for i, cell in enumerate(notebook["cells"])
-        if cell["cell_type"] == "code" and "starter" in cell["metadata"].get("tags", [])
-    )
+BACKGROUND: list[Background] = []  # at most one, started by tests/conftest.py
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_each_exercise_solved_alone_runs_to_the_end(lesson: Path) -> None:
-    solved_notebook = json.loads(lesson.read_text(encoding="utf-8"))
-    numbers = sorted(exercises(solved_notebook))
-    assert numbers, f"{lesson.name} has no exercise with a code solution"
-    variants = {
-        n: nbformat.reads(
-            json.dumps(learner_copy(solved_notebook, lesson.name, solved={n})), as_version=4
-        )
-        for n in numbers
-    }
-    first = variants[numbers[0]]
-    start = first_solution(first)
-    for n, variant in variants.items():
-        assert first_solution(variant) == start, n
-        # The cells before `start` are the same in every variant.
-        assert [c.source for c in variant.cells[:start]] == [c.source for c in first.cells[:start]]
-        solved_cells = [
-            c
-            for c in variant.cells
-            if "wssim" in c.metadata or SOLUTION_TAG in c.metadata.get("tags", [])
-        ]
-        assert not solved_cells, "a learner copy keeps no solution metadata"
-
-    here = {"metadata": {"path": str(NOTEBOOKS / "learner")}}
-    # nbclient keeps each executed cell at its index: the two helper cells go at the end of
-    # each variant, after the cells of the lesson, which are run by their own indices.
-    length = len(first.cells)
-    for variant in variants.values():
-        variant.cells += [nbformat.v4.new_code_cell(SNAPSHOT), nbformat.v4.new_code_cell(RESTORE)]
-    client = NotebookClient(first, timeout=600, resources=here, allow_errors=False)
-    with client.setup_kernel():
-        for index in range(start):
-            client.execute_cell(first.cells[index], index)
-        client.execute_cell(first.cells[length], length)
-        for n, variant in variants.items():
-            client.nb = variant
-            client.execute_cell(variant.cells[length + 1], length + 1)
-            for index in range(start, length):
-                try:
-                    client.execute_cell(variant.cells[index], index)
-                except Exception as exc:
-                    raise AssertionError(
-                        f"{lesson.name} with only exercise {n} solved: cell {index} failed"
-                    ) from exc
+    background = next((b for b in BACKGROUND if lesson in b.lessons), None)
+    if background is None:
+        learner_variants.run(lesson)
+        return
+    error = background.error(lesson)
+    assert error is None, error
