@@ -363,9 +363,35 @@ def server_answers(port: int) -> bool:
         return False
 
 
+# JupyterLab's settings that the course overrides, for every user of this .venv: no "news"
+# prompt and no check for updates on a learner's first start. overrides.json in
+# <sys.prefix>/share/jupyter/lab/settings/ replaces the defaults of the settings' schemas
+# (JupyterLab docs, "Advanced usage: overrides.json"); "fetchNews": "false" is "Never".
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def quiet_jupyterlab() -> Path:
+    """Write the course's overrides into the venv's JupyterLab settings; keep any others."""
+    path = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    for plugin, settings in LAB_OVERRIDES.items():
+        current.setdefault(plugin, {}).update(settings)
+    path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def cmd_course(args: argparse.Namespace) -> int:
     ensure_venv({"course"}, reinstall=args.reinstall)
     NOTEBOOKS.mkdir(exist_ok=True)
+    quiet_jupyterlab()
     port = args.port if args.port else free_port(int(os.environ.get("JUPYTER_PORT", "8888")))
     token = os.environ.get("JUPYTER_TOKEN") or _token()
     cmd = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -34,3 +35,34 @@ def asyncio_stays_quiet() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
     assert handler.messages == []
+
+
+# The learner copies' variants (tests/test_learner_copies.py) take minutes of kernels: start
+# them in a process of their own once the tests are collected, and read their verdicts at the
+# end of the session, so that they run on the second core meanwhile.
+
+_LEARNER_TESTS = "test_learner_copies.py"
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they deselect
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mine = [item for item in items if item.path.name == _LEARNER_TESTS]
+    items[:] = [item for item in items if item.path.name != _LEARNER_TESTS] + mine
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    mine = [item for item in session.items if item.path.name == _LEARNER_TESTS]
+    if not mine or len(mine) == len(session.items):
+        return  # nothing to overlap with: the tests run the lessons themselves
+    from tests import test_learner_copies
+
+    lessons = [Path(item.callspec.params["lesson"]) for item in mine]  # type: ignore[attr-defined]
+    test_learner_copies.BACKGROUND.append(test_learner_copies.Background(lessons))
+
+
+def pytest_sessionfinish() -> None:
+    import sys
+
+    module = sys.modules.get("tests.test_learner_copies")
+    for background in getattr(module, "BACKGROUND", []):
+        background.stop()

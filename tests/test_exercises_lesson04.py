@@ -154,7 +154,18 @@ def test_the_safe_freeze_is_exactly_ping_timeout_minus_a_round_trip() -> None:
     ]
 
 
-@pytest.mark.parametrize("answer", [19.98, 20, 20.0, 19.5, 19.9])
+def test_the_boundary_is_where_the_lesson_says_and_20_s_is_past_it() -> None:
+    # Bisected: from just before a ping lands (40.049999), a freeze ending before 60.03 is
+    # survived (the pong lands before 60.04, the deadline) and one ending at 60.03 is not.
+    just_before = 40.05 - 1e-6
+    assert not dropped(just_before, 19.9800005)
+    assert dropped(just_before, 19.980001)
+    for too_long in (19.99, 20.0):
+        assert dropped(just_before, too_long)
+        assert not lesson04.frozen_loop(dropped, too_long).passed
+
+
+@pytest.mark.parametrize("answer", [19.98, 19.979, 19.981])
 def test_right_answers_pass(answer: float) -> None:
     feedback = lesson04.frozen_loop(dropped, answer)
     assert feedback.passed
@@ -174,6 +185,9 @@ def test_an_experiment_returning_the_closed_event_or_none_is_accepted() -> None:
         (float("nan"), "your dropped() works; now write longest_safe_freeze"),
         (0, "a number of seconds > 0"),
         (19, "a freeze of 19 s is safe, but the loop can be blocked longer"),
+        (19.9, "You are close: in virtual time the limit is exact"),
+        (19.99, "a freeze of 19.99 s can drop the client"),
+        (20, "a freeze of 20 s can drop the client"),
         (25, "a freeze of 25 s can drop the client"),
         (20.01, "a freeze of 20.01 s can drop the client"),
         (float("inf"), "a freeze of inf s can drop the client"),

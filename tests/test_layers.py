@@ -133,6 +133,7 @@ def test_only_the_plot_layer_imports_matplotlib() -> None:
 READS_TEXT_WITH_RE = {
     "wssim.simulation": "checks host names given by the user",
     "wssim.toolkit.heartbeat": "matches the application's own heartbeat messages",
+    "wssim.course.display": "finds the columns of the tables it narrows for a notebook",
 }
 """The modules that may import ``re``, and why: none of them parses the trace's text, which
 is for people (readers use the events' typed fields)."""

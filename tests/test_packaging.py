@@ -292,3 +292,26 @@ def test_every_public_submodule_is_reachable_from_wssim() -> None:
     internal |= {"wiretap"}
     for name in sorted(names - internal):
         assert getattr(wssim, name) is importlib.import_module(f"wssim.{name}"), name
+
+
+def test_the_course_turns_jupyterlab_s_news_prompt_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    monkeypatch.setattr(dev, "VENV", tmp_path)
+    path = dev.quiet_jupyterlab()
+    assert path == tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    plugin = "@jupyterlab/apputils-extension:notification"
+    # fetchNews is a string in JupyterLab 4's schema: "true", "false" or "none" (ask).
+    assert json.loads(path.read_text())[plugin] == {"fetchNews": "false", "checkForUpdates": False}
+    # Settings already there are kept.
+    path.write_text(json.dumps({"other": {"a": 1}, plugin: {"doNotDisturbMode": True}}))
+    kept = json.loads(dev.quiet_jupyterlab().read_text())
+    assert kept["other"] == {"a": 1} and kept[plugin]["doNotDisturbMode"] is True
+    assert kept[plugin]["fetchNews"] == "false"

@@ -1,7 +1,7 @@
 """The package as a user installs it: a wheel and an sdist, installed without the source tree.
 
 The editable installs of dev.py and environment.yml would hide a subpackage missing from
-the wheel (as wssim.exercises once was); this builds both distributions, installs the wheel
+the wheel (as wssim.course.exercises once was); this builds both distributions, installs the wheel
 into a fresh virtual environment, imports every module from there and runs one exercise
 check. The fresh environment borrows this one's third-party packages (a path file), so the
 test needs no network; wssim itself comes only from the wheel.

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SOLUTION_TAG", "STARTER_TAG", "learner_copy", "learner_path", "write_learner_copies"]
+__all__ = [
+    "SOLUTION_TAG",
+    "STARTER_TAG",
+    "exercises",
+    "learner_copy",
+    "learner_path",
+    "write_learner_copies",
+]
 
 SOLUTION_TAG = "solution"
 STARTER_TAG = "starter"
@@ -33,17 +42,51 @@ def _tags(cell: dict[str, Any]) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def learner_copy(notebook: Notebook, name: str) -> Notebook:
+_EXERCISE = re.compile(r"\*\*Exercise (\d+)\.\*\*")
+
+
+def exercises(notebook: Notebook) -> dict[int, list[int]]:
+    """The code solutions of each exercise: exercise number -> indices of its cells tagged
+    ``solution`` (a solution belongs to the last "**Exercise N.**" above it)."""
+    out: dict[int, list[int]] = {}
+    current: int | None = None
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "markdown" and SOLUTION_TAG not in _tags(cell):
+            found = _EXERCISE.findall(_source(cell))
+            if found:
+                current = int(found[-1])
+        elif cell["cell_type"] == "code" and SOLUTION_TAG in _tags(cell):
+            if current is None:
+                raise ValueError(f"solution cell {cell.get('id')!r} comes before any exercise")
+            out.setdefault(current, []).append(index)
+    return out
+
+
+def learner_copy(notebook: Notebook, name: str, *, solved: Collection[int] = ()) -> Notebook:
     """Return the learner copy of ``notebook`` (called ``name``), without outputs.
+
+    Args:
+        notebook: the lesson, with its solutions.
+        name: its file name, for the link back to it.
+        solved: numbers of exercises whose code solutions stay in the copy, as if the
+            learner had solved them (for tests: any mix of solved and unsolved exercises
+            must run to the end).
 
     Raises:
         ValueError: if a code cell tagged ``solution`` has no starting point.
     """
+    found = exercises(notebook) if solved else {}
+    keep = {i for n, cells in found.items() if n in solved for i in cells}
     copied = copy.deepcopy(notebook)
     cells: list[dict[str, Any]] = []
-    for cell in copied["cells"]:
+    for index, cell in enumerate(copied["cells"]):
         tags = _tags(cell)
         meta = cell.setdefault("metadata", {})
+        if index in keep:
+            meta.pop("wssim", None)
+            meta["tags"] = [STARTER_TAG if t == SOLUTION_TAG else t for t in tags]
+            cells.append(cell)
+            continue
         if SOLUTION_TAG not in tags:
             if cell["cell_type"] == "markdown":
                 # The copy lives one folder down: links that leave notebooks/ go one more up.

@@ -166,10 +166,12 @@ def flaky_link(
 
 
 def tab_closed(at: float = 1.0) -> Diagnosis:
-    """The user closes the tab at ``at``: the browser sends 1001 (going away)."""
+    """The user closes the tab at ``at``: the browser sends 1001 (going away) with an empty
+    reason, as the WHATWG HTML standard has it when a document is unloaded (its WebSocket
+    objects are closed with "going away", no reason)."""
     return experiment(
         "tab closed (1001)",
-        client=ClientPlan(close_at=at, close_code=1001, close_reason="tab closed"),
+        client=ClientPlan(close_at=at, close_code=1001, close_reason=""),
         cause_at=at,
         until=at + 10,
         remedy="release the connection's resources",

@@ -7,7 +7,7 @@
   websockets' own log.
 - :mod:`~wssim.trace.lifecycle`: reads a trace back as connection lifecycles.
 
-The event types are re-exported here: ``from wssim.trace import Event, Trace``.
+The event types are re-exported here: ``from wssim.trace.events import Event, Trace``.
 """
 
 from __future__ import annotations

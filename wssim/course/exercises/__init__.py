@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from wssim.course.display import fit
+
 __all__ = ["Feedback", "correct", "not_yet", "seconds_close"]
 
 
 @dataclass(frozen=True)
 class Feedback:
-    """The outcome of a check: shown as one line of text in the notebook.
+    """The outcome of a check: shown as text in the notebook, at most 100 characters wide.
 
     Attributes:
         passed: True when the answer is right.
@@ -28,7 +30,7 @@ class Feedback:
     text: str
 
     def __repr__(self) -> str:
-        return f"{'✓ Correct' if self.passed else '✗ Not yet'}: {self.text}"
+        return fit(f"{'✓ Correct' if self.passed else '✗ Not yet'}: {self.text}")
 
     def __bool__(self) -> bool:
         return self.passed

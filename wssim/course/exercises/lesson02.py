@@ -133,6 +133,8 @@ def longest_freeze(answer: object) -> Feedback:
     if isinstance(found, Feedback):
         return found
     return correct(
-        f"{found:g} s: the client's ping of 20.04 s waits in the server's socket, is answered "
-        f"the moment the loop runs again, and the pong must be back by 40.04 s."
+        f"{found:g} s, for a freeze from t = 1 s: the client's ping of 20.04 s waits in the "
+        "server's socket, is answered the moment the loop runs again, and the pong must be back "
+        "by 40.04 s. From another start the limit differs: it runs from the start to the next "
+        "ping's arrival, plus ping_timeout minus a round trip (19.98 s)."
     )

@@ -1,9 +1,14 @@
 """Checks for lesson 03, reconnecting without a thundering herd.
 
-Exercise 1 judges a reconnect strategy by the storm of section 3 (1,000 clients, ``seed=1``,
-an admission rate of 100 per second). That storm takes seconds of wall time, so the check
-reads the :class:`~wssim.lab.storm.StormResult` the learner already has rather than running it
-again; given a strategy instead, it runs the storm itself.
+Exercise 1 judges a reconnect strategy by the storm of section 3 (1,000 clients, an
+admission rate of 100 per second): the restarted server must refuse few attempts (at most
+:data:`REFUSED_AT_MOST` 503s) and every client must be back within :data:`BACK_WITHIN`
+seconds of the restart. Both targets leave room for chance: a strategy chosen by reasoning
+(delays spread over more than the 10 s that 1,000 clients need at 100 per second, and never
+longer than the wait allowed) meets them whatever the seed, and the check accepts the storm
+run with any seed. That storm takes seconds of wall time, so the check reads the
+:class:`~wssim.lab.storm.StormResult` the learner already has rather than running it again;
+given a strategy instead, it runs the storm itself (``seed=1``).
 
 Exercise 2 runs the learner's client in a fresh simulation of the shedding experiment: 100
 clients, a server that admits 10 connections per second and closes 50 of them with 1013 at
@@ -31,10 +36,17 @@ from wssim.toolkit.backoff import STRATEGIES, Backoff
 from wssim.trace.events import Trace
 from wssim.world import ProcessFailed
 
-__all__ = ["HERD", "SHEDDING", "gentle_herd", "patient"]
+__all__ = ["BACK_WITHIN", "HERD", "REFUSED_AT_MOST", "SHEDDING", "gentle_herd", "patient"]
 
 HERD: dict[str, Any] = {"clients": 1000, "seed": 1, "rate": 100.0}
 """The storm of section 3 and exercise 1: ``storm.storm(strategy, **HERD)``."""
+
+REFUSED_AT_MOST = 50
+"""Exercise 1: at most this many attempts refused with 503 after the restart (5 % of the
+1,000 clients)."""
+
+BACK_WITHIN = 30.0
+"""Exercise 1: every client back within this many seconds of the restart."""
 
 SHEDDING: dict[str, Any] = {
     "clients": 100,
@@ -121,21 +133,15 @@ def _run_herd(strategy: Callable[[], Any]) -> StormResult | Feedback:
         return not_yet(f"the clients failed with your strategy: {exc.__cause__!r}")
 
 
-def _busiest_second(result: StormResult) -> str:
-    """When the restarted server got the most attempts, in words."""
-    down = round(result.restart_at - result.crash_at)
-    after = result.attempts_per_second[down:]
-    second = after.index(max(after)) if after else 0
-    return f"the busiest second, {second}-{second + 1} s after the restart,"
-
-
 def gentle_herd(answer: object) -> Feedback:
-    """Exercise 1: a strategy that keeps the restarted server's busiest second at or under
-    the 100 attempts per second it admits, for the storm of section 3.
+    """Exercise 1: a strategy with which the restarted server refuses at most
+    :data:`REFUSED_AT_MOST` attempts with 503 and every client is back within
+    :data:`BACK_WITHIN` seconds of the restart, in the storm of section 3.
 
     Args:
-        answer: what ``storm.storm(strategy, clients=1000, seed=1, rate=100)`` returned;
-            or the strategy itself (then the check runs that storm, a few seconds).
+        answer: what ``storm.storm(strategy, clients=1000, seed=..., rate=100)`` returned
+            (any seed); or the strategy itself (then the check runs that storm with
+            ``seed=1``, a few seconds).
     """
     clients, rate = HERD["clients"], HERD["rate"]
     if isinstance(answer, StormResult):
@@ -162,31 +168,41 @@ def gentle_herd(answer: object) -> Feedback:
     ):
         return not_yet(
             f"this is not the storm of the exercise: run {_storm_call(clients, HERD['seed'], rate)}"
-            " (and leave its other parameters alone)."
+            " (any seed; leave its other parameters alone)."
         )
-    busiest = result.peak_rate
-    if busiest >= 0.9 * clients:
+    if result.peak_rate >= 0.9 * clients:
         return not_yet(
-            f"{busiest:,} of the {clients:,} clients reached the server within the same second. "
-            "Clients that lost their connection at the same instant and wait the same delays "
-            "retry at the same instants: what breaks that lockstep?"
+            f"{result.peak_rate:,} of the {clients:,} clients reached the server within the same "
+            "second. Clients that lost their connection at the same instant and wait the same "
+            "delays retry at the same instants: what breaks that lockstep?"
         )
-    if busiest > rate:
+    refused, most = result.refused_503, REFUSED_AT_MOST
+    if refused > most:
         return not_yet(
-            f"{_busiest_second(result)} still brought {busiest} attempts, more than the "
-            f"{rate:g} the server admits. Spread the attempts wider around that time: what "
-            "are the clients' delays then?"
+            f"{refused:,} attempts were refused with 503, more than {most} "
+            f"({most / clients:.0%} of the clients). The server admits {rate:g} per second; "
+            f"{clients:,} clients whose delays are drawn from a window of w seconds come back "
+            f"at about {clients:,}/w per second. How wide must that window be, and which "
+            "parameter sets it once the delays stop growing?"
         )
-    if result.all_back is None or result.half_back is None:
+    if result.all_back is None:
         return not_yet(
-            f"the server is safe (at most {busiest} attempts per second), but some clients "
-            "were still disconnected 15 minutes after the restart: too high a price. Keep the "
-            "longest delays shorter."
+            "some clients were still disconnected 15 minutes after the restart: too high a "
+            "price. Keep the longest delays shorter."
+        )
+    if result.all_back > BACK_WITHIN:
+        return not_yet(
+            f"the last client came back {result.all_back:.1f} s after the restart, more than "
+            f"{BACK_WITHIN:g} s. A client that failed just before the restart waits whatever "
+            "it drew, up to the longest delay the strategy can give: which parameter bounds "
+            "it? Leave a margin: the attempt itself takes a round trip or two."
         )
     return correct(
-        f"at most {busiest} attempts per second reached the restarted server "
-        f"({result.refused_503:,} refused with 503). The cost is the wait: half the clients "
-        f"were back after {result.half_back:.1f} s, the last after {result.all_back:.1f} s."
+        f"{refused} attempts refused with 503 (at most {most}), every client back "
+        f"{result.all_back:.1f} s after the restart (half of them after "
+        f"{result.half_back or 0:.1f} s), at most {result.peak_rate} attempts in a second. "
+        f"The cap bounds the wait, and a window well over clients / rate ({clients / rate:g} s) "
+        "keeps the returning clients under the server's admission rate."
     )
 
 

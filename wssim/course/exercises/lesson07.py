@@ -15,25 +15,33 @@ from wssim.course.exercises import Feedback, correct, not_yet
 from wssim.lab.scorecard import Scorecard, Targets
 from wssim.world import ProcessFailed
 
-__all__ = ["CLIENTS", "SEED", "TARGETS", "check_run", "hints", "resilient", "without_heartbeats"]
+__all__ = ["CLIENTS", "SEED", "TARGETS", "hints", "lesson_run", "resilient", "without_heartbeats"]
 
-CLIENTS = 40
-SEED = 7
-TARGETS = Targets(disconnected=60.0, attempts_per_second=20)
-"""The check's targets: 40 clients may send at most 20 attempts per second, half of them
-(the lesson's 200 get 50/s, a quarter: a small crowd needs more room for chance)."""
+CLIENTS = 200
+SEED = 1
+TARGETS: Targets = capstone.TARGETS
+"""The lesson's scale, schedule and targets: what ``capstone.run(Client, handler)`` runs."""
 
 
-def check_run(client: type, handler: capstone.Handler) -> capstone.Run:
-    """The run :func:`resilient` checks with: 40 clients, two minutes of chaos."""
+def lesson_run(
+    client: type, handler: capstone.Handler, *, keep_trace: bool = False
+) -> capstone.Run:
+    """The run the lesson grades: ``capstone.run(client, handler)`` (200 clients, seed 1)."""
     return capstone.run(
-        client,
-        handler,
-        clients=CLIENTS,
-        seed=SEED,
-        chaos_window=(20.0, 140.0),
-        leave_at=200.0,
-        targets=TARGETS,
+        client, handler, clients=CLIENTS, seed=SEED, targets=TARGETS, keep_trace=keep_trace
+    )
+
+
+def _graded(run: capstone.Run) -> bool:
+    """True if ``run`` is the lesson's full-scale run, with the lesson's targets."""
+    wanted = {
+        "peak reconnect rate": f"<= {TARGETS.attempts_per_second:,}/s",
+        "worst time disconnected": f"<= {TARGETS.disconnected:g} s",
+    }
+    return (
+        len(run.clients) == CLIENTS
+        and run.schedule.seed == SEED
+        and all(wanted.get(line.name, line.target) == line.target for line in run.scorecard.lines)
     )
 
 
@@ -120,18 +128,33 @@ def _report(card: Scorecard) -> str:
     return "\n" + str(card)
 
 
-def resilient(client: object, handler: object) -> Feedback:
-    """Exercise 1: the resilient client and server, scored under a chaos run."""
-    wrong = _shape(client, handler)
-    if wrong is not None:
-        return not_yet(wrong)
-    try:
-        run = check_run(client, handler)  # type: ignore[arg-type]
-    except ProcessFailed as exc:
-        return not_yet(
-            f"a client process failed: {exc.__cause__!r}. A client must survive whatever the "
-            "server and the network do: catch ConnectionClosed, and check what you receive."
-        )
+def resilient(answer: object, handler: object = None) -> Feedback:
+    """Exercise 1: the resilient client and server, scored by the lesson's full-scale run.
+
+    Args:
+        answer: what ``capstone.run(ResilientClient, resilient_handler)`` returned; or the
+            client class itself, with ``handler`` (then the check runs it: a few seconds).
+        handler: the server's handler, when ``answer`` is the client class.
+    """
+    if isinstance(answer, capstone.Run):
+        if not _graded(answer):
+            return not_yet(
+                "this is not the lesson's run: pass what capstone.run(ResilientClient, "
+                "resilient_handler) returned, with its default clients, seed and targets."
+            )
+        run = answer
+    else:
+        wrong = _shape(answer, handler)
+        if wrong is not None:
+            return not_yet(wrong)
+        try:
+            run = lesson_run(answer, handler)  # type: ignore[arg-type]
+        except ProcessFailed as exc:
+            return not_yet(
+                f"a client process failed: {exc.__cause__!r}. A client must survive whatever "
+                "the server and the network do: catch ConnectionClosed, and check what you "
+                "receive."
+            )
     card = run.scorecard
     if card.passed:
         return correct(
@@ -150,7 +173,7 @@ def without_heartbeats(run: object, failing: object) -> Feedback:
     """Exercise 2: the full-scale run without heartbeats, and the lines it fails."""
     if not isinstance(run, capstone.Run):
         return not_yet("pass the run itself: what capstone.run(...) returned.")
-    if len(run.clients) != 200 or run.schedule.seed != 1:
+    if not _graded(run):
         return not_yet("run the lesson's full-scale experiment: capstone.run(Client, handler).")
     failed = run.scorecard.failed
     if "worst time disconnected" not in failed:
