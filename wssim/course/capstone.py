@@ -36,7 +36,7 @@ import contextlib
 import inspect
 import json
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +66,7 @@ __all__ = [
     "Subscription",
     "User",
     "run",
+    "schedule",
 ]
 
 
@@ -385,6 +386,21 @@ def _start(host: Host, coro: Callable[[], Coroutine[Any, Any, Any]], name: str) 
     host.spawn(coro(), name=name)
 
 
+def schedule(
+    seed: int,
+    clients: Sequence[str],
+    *,
+    start: float = 20.0,
+    end: float = 240.0,
+    bad_inputs: int = 12,
+) -> chaos.Schedule:
+    """The chaos schedule of the capstone: :func:`wssim.lab.chaos.schedule` with twelve
+    raw clients sending :data:`BAD_INPUTS`. :func:`run` goes through exactly this one."""
+    return chaos.schedule(
+        seed, clients, start=start, end=end, bad_inputs=bad_inputs, cases=BAD_INPUTS
+    )
+
+
 def run(
     client: type,
     handler: Handler,
@@ -436,9 +452,7 @@ def run(
             f"got {leave_at!r}"
         )
     names = tuple(f"client{i:03d}" for i in range(clients))
-    plan = chaos.schedule(
-        seed, names, start=start, end=end, bad_inputs=bad_inputs, cases=BAD_INPUTS
-    )
+    plan = schedule(seed, names, start=start, end=end, bad_inputs=bad_inputs)
     messages = MessageLog()
     rng = random.Random(f"wssim.capstone/{seed}")
     with Simulation(seed=seed) as sim:

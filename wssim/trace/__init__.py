@@ -12,36 +12,7 @@ The event types are re-exported here: ``from wssim.trace.events import Event, Tr
 
 from __future__ import annotations
 
-from wssim.trace.events import (
-    KINDS,
-    MAX_DATA,
-    ClosedInfo,
-    Detail,
-    Event,
-    FaultInfo,
-    FaultLike,
-    FrameInfo,
-    HostEvent,
-    Path,
-    Phase,
-    Table,
-    Tcp,
-    Trace,
-)
+from wssim.trace import events
+from wssim.trace.events import *  # noqa: F403  (the vocabulary, re-exported as it is)
 
-__all__ = [
-    "KINDS",
-    "MAX_DATA",
-    "ClosedInfo",
-    "Detail",
-    "Event",
-    "FaultInfo",
-    "FaultLike",
-    "FrameInfo",
-    "HostEvent",
-    "Path",
-    "Phase",
-    "Table",
-    "Tcp",
-    "Trace",
-]
+__all__ = events.__all__
