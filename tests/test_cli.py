@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ def test_run_prints_the_trace_and_writes_the_timeline(
 ) -> None:
     plot = tmp_path / "crash.png"
     args = ["run", "crash", "--seed", "1", "--plot", str(plot), "--kind", "tcp,closed"]
+    environment = dict(os.environ)
     assert main([*args, "--by", "host"]) == 0
+    # Drawing to a file changes nothing that child processes (a kernel) would inherit.
+    assert dict(os.environ) == environment
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("# crash (lesson 01, seed 1):")
     assert "1.010  c1    client           closed  ConnectionClosedError" in out

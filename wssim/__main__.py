@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {chosen.name} (lesson {chosen.lesson}, seed {args.seed}): {chosen.summary}")
     print(trace.table(kind=kinds, until=args.until))
     if args.plot:
-        # Draw to a file, never to a window; set before the plot layer loads matplotlib.
-        os.environ.setdefault("MPLBACKEND", "Agg")
         from wssim import plot
+
+        plot.draw_to_files()  # never to a window
 
         title = f"{chosen.name} (seed {args.seed})"
         ax = plot.timeline(trace, until=args.until, by=args.by, title=title)

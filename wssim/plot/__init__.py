@@ -14,6 +14,8 @@ Each figure is here by name: ``wssim.plot.timeline(trace)``, ``wssim.plot.sequen
 
 from __future__ import annotations
 
+import matplotlib
+
 from wssim.plot.diagrams import DETAIL_LANES, sequence, timeline
 from wssim.plot.heartbeats import tradeoff
 from wssim.plot.resources import held_over_time
@@ -22,6 +24,7 @@ from wssim.plot.storms import connected as storm_connected
 
 __all__ = [
     "DETAIL_LANES",
+    "draw_to_files",
     "held_over_time",
     "sequence",
     "storm_attempts",
@@ -29,3 +32,12 @@ __all__ = [
     "timeline",
     "tradeoff",
 ]
+
+
+def draw_to_files() -> None:
+    """Draw with a backend that writes files and never opens a window (``python -m wssim``).
+
+    It changes this process's matplotlib only, not the environment that child processes
+    (such as Jupyter kernels) inherit.
+    """
+    matplotlib.use("Agg")
