@@ -116,6 +116,32 @@ def test_the_import_graph_has_no_cycle() -> None:
         visit(node, [])
 
 
+NET: dict[str, int] = {
+    # Inside wssim.net, bottom up: a lower module that needs a higher one names what it
+    # needs as a small Protocol (tcp.Fabric, tcp.EndTransport, transport.ServerFabric...).
+    "wssim.net.link": 0,  # Link and Segment: plain values
+    "wssim.net.delivery": 0,  # the one heap every arrival goes through
+    "wssim.net.tcp": 1,  # a connection's ends and pipes
+    "wssim.net.path": 2,  # what acts on segments on a path
+    "wssim.net.transport": 2,  # what asyncio's protocols see
+    "wssim.net.fabric": 3,  # hosts, listeners, routing, crashes
+    "wssim.net": 4,  # the map, and the names re-exported
+}
+
+
+def test_the_network_modules_import_only_those_below_them() -> None:
+    found = {name for name in modules() if layer(name)[0] == "wssim.net"}
+    assert found == set(NET), "add the module to NET"
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in graph().items()
+        if module in NET
+        for target in sorted(targets)
+        if target in NET and NET[target] >= NET[module]
+    ]
+    assert wrong == []
+
+
 def test_only_the_plot_layer_imports_matplotlib() -> None:
     users = []
     for name, path in modules().items():

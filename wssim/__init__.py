@@ -40,7 +40,7 @@ from __future__ import annotations
 from wssim import faults
 from wssim.core.clock import TimeStuck
 from wssim.core.hosts import Host, HostState, current_host
-from wssim.net.network import Link
+from wssim.net.link import Link
 from wssim.simulation import Simulation
 from wssim.trace.events import KINDS, Event, Table, Trace
 from wssim.world import ProcessFailed

@@ -38,7 +38,10 @@ from typing import ClassVar, Literal, Protocol
 
 from wssim.core.hosts import Host
 from wssim.core.params import count, seconds
-from wssim.net.network import Link, Network, PathEffect, Pipe, Segment, TcpConnection
+from wssim.net.fabric import Network
+from wssim.net.link import Link, Segment
+from wssim.net.path import PathEffect
+from wssim.net.tcp import Pipe, TcpConnection
 from wssim.trace.events import Detail, FaultInfo, Path, Phase
 
 __all__ = [

@@ -31,7 +31,7 @@ from websockets.protocol import State as WsState
 from websockets.utils import apply_mask
 
 from wssim.core.hosts import current_host
-from wssim.net.network import SimTransport
+from wssim.net.transport import SimTransport
 from wssim.trace.events import ClosedInfo, Detail, Event, microseconds
 from wssim.trace.recorder import Recorder
 from wssim.wire import HttpHead, parse_frame

@@ -19,7 +19,8 @@ from wssim.core.clock import MAX_TIME
 from wssim.core.hosts import Host
 from wssim.core.params import seconds
 from wssim.faults import Fault, Partition
-from wssim.net.network import LOOPBACK_NAMES, Link
+from wssim.net.fabric import LOOPBACK_NAMES
+from wssim.net.link import Link
 from wssim.trace.events import Trace
 from wssim.world import World
 

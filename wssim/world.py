@@ -25,7 +25,8 @@ import websockets.asyncio.client
 from wssim.core.clock import MAX_TIME, VirtualClockLoop
 from wssim.core.hosts import Host, HostState, owner_of, running_on
 from wssim.faults import Crash, Fault, Freeze, PowerLoss
-from wssim.net.network import Network, SimServer, SimTransport
+from wssim.net.fabric import Network
+from wssim.net.transport import SimServer, SimTransport
 from wssim.trace.events import Detail, Event, HostEvent, Phase
 from wssim.trace.recorder import Recorder
 
@@ -53,7 +54,7 @@ class ProcessFailed(Exception):
 
 
 class SimLoop(VirtualClockLoop):
-    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.net.network.Network`.
+    """A virtual-time loop whose TCP goes over a simulated :class:`~wssim.net.fabric.Network`.
 
     While a host is frozen, callbacks its code schedules wait until it thaws: every step
     of a task, every wake-up of a future it awaits, goes through ``call_soon`` with the

@@ -1,7 +1,7 @@
 """Virtual time for asyncio.
 
 An event loop whose clock never reads the wall: when nothing is ready to run, time jumps
-straight to the next timer. Nothing here knows about networks; :mod:`wssim.net.network` builds
+straight to the next timer. Nothing here knows about networks; :mod:`wssim.net.fabric` builds
 on top of it.
 """
 

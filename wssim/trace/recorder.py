@@ -24,7 +24,7 @@ from wssim.trace.events import ClosedInfo, Detail, Event, FaultInfo, Tcp, Trace,
 from wssim.trace.wiretap import ConnectionTap, frame_info
 
 if TYPE_CHECKING:
-    from wssim.net.network import ConnectionEnd, Pipe, TcpConnection
+    from wssim.net.tcp import ConnectionEnd, Pipe, TcpConnection
 
 __all__ = ["Recorder"]
 
