@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from wssim.course import capstone, capstone_examples
@@ -228,3 +229,25 @@ def test_the_run_without_heartbeats_is_read_from_its_own_scorecard(
     assert "full-scale experiment" in lesson07.without_heartbeats(small, failing).text
     healthy = replace(full, scorecard=Scorecard(lines[2:]))
     assert "turn the heartbeats off" in lesson07.without_heartbeats(healthy, failing).text
+
+
+async def _saves_every_send(websocket: ServerConnection, app: capstone.Backend) -> None:
+    """The reference handler, less its duplicate guard (a learner's plausible answer)."""
+    async for raw in websocket:
+        message = json.loads(raw)
+        if message.get("type") == "send":
+            app.save(message)
+            await websocket.send(json.dumps({"type": "ack", "id": message["id"]}))
+
+
+def test_a_handler_that_stores_a_resent_message_twice_is_caught(
+    reference: capstone.Run,
+) -> None:
+    assert not lesson07.stores_twice(resilient_handler)
+    assert lesson07.stores_twice(_saves_every_send)
+    # Seed 1 happens to resend nothing already stored: the scorecard alone passes it.
+    run = replace(reference, handler=_saves_every_send)
+    feedback = lesson07.resilient(run)
+    assert not feedback.passed
+    assert "saved a message twice" in feedback.text
+    assert lesson07.resilient(reference).passed

@@ -327,6 +327,7 @@ class Run:
         clients: the client hosts.
         write_errors: how many times a client's ``write()`` raised.
         trace: the trace, if the run kept it (``keep_trace=True``).
+        handler: the server's handler that ran.
     """
 
     scorecard: Scorecard
@@ -337,6 +338,7 @@ class Run:
     clients: tuple[str, ...] = field(repr=False)
     write_errors: int
     trace: Trace | None = field(repr=False, compare=False)
+    handler: Handler | None = field(default=None, repr=False, compare=False)
 
 
 def _check_app(client: object, handler: object) -> None:
@@ -499,6 +501,7 @@ def run(
         clients=names,
         write_errors=sum(u.write_errors for u in users),
         trace=trace if keep_trace else None,
+        handler=handler,
     )
 
 

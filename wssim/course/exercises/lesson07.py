@@ -8,14 +8,32 @@ checks the learner's reading of a run without heartbeats.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
+import json
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
 
 from wssim.course import capstone
 from wssim.course.exercises import Feedback, correct, not_yet
-from wssim.lab.scorecard import Scorecard, Targets
+from wssim.lab.scorecard import MessageLog, Scorecard, Targets
+from wssim.simulation import Simulation
+from wssim.toolkit.resources import Ledger
 from wssim.world import ProcessFailed
 
-__all__ = ["CLIENTS", "SEED", "TARGETS", "hints", "lesson_run", "resilient", "without_heartbeats"]
+__all__ = [
+    "CLIENTS",
+    "SEED",
+    "TARGETS",
+    "hints",
+    "lesson_run",
+    "resilient",
+    "stores_twice",
+    "without_heartbeats",
+]
 
 CLIENTS = 200
 SEED = 1
@@ -156,6 +174,12 @@ def resilient(answer: object, handler: object = None) -> Feedback:
                 "receive."
             )
     card = run.scorecard
+    if card.passed and run.handler is not None and stores_twice(run.handler):
+        return not_yet(
+            "every line passes on this seed, but your handler saved a message twice when "
+            "its client sent it twice (as a client does that lost the ack in a "
+            "disconnection): ask app.stored(id) before app.save, and acknowledge either way."
+        )
     if card.passed:
         return correct(
             "every line of the scorecard passes: nothing lost, duplicated or reordered, "
@@ -167,6 +191,42 @@ def resilient(answer: object, handler: object = None) -> Feedback:
         f"{failed} line{'s' if failed > 1 else ''} of the scorecard fail"
         f"{'' if failed > 1 else 's'}:{_report(card)}\n{advice}"
     )
+
+
+PROBE_ID = "probe-1"
+
+
+def stores_twice(handler: capstone.Handler) -> bool:
+    """Send one message twice to ``handler``, as a client that lost the first ack does:
+    True if the handler saves it twice.
+
+    The lesson's run may never resend a message that was already stored (whether it does
+    depends on when the faults strike), so the check asks the question directly.
+    """
+    with Simulation(seed=0) as sim:
+        app = capstone.Backend(Ledger(sim), MessageLog())
+
+        async def server() -> None:
+            async def bound(websocket: ServerConnection) -> None:
+                await handler(websocket, app)
+
+            async with serve(bound, "server", 8765, compression=None) as running:
+                await running.serve_forever()
+
+        async def client() -> None:
+            message = {"type": "send", "id": PROBE_ID, "text": "the same message, twice"}
+            async with connect(capstone.URI, compression=None) as websocket:
+                for _ in range(2):
+                    await websocket.send(json.dumps(message))
+                    await asyncio.wait_for(websocket.recv(), 5)  # the ack
+
+        sim.host("server").spawn(server())
+        sim.host("client").spawn(client())
+        # A handler that never acks fails the scorecard; here only the saves count.
+        with contextlib.suppress(ProcessFailed):
+            sim.run(until=10)
+        saved: list[dict[str, Any]] = app.saved
+    return sum(1 for m in saved if m.get("id") == PROBE_ID) > 1
 
 
 def without_heartbeats(run: object, failing: object) -> Feedback:
