@@ -201,7 +201,7 @@ class Schedule:
         for name, items in kinds.items():
             hosts = {h for i in items for h in i.fault().hosts if h != self.server}
             durations = [i.duration for i in items]
-            total = "all along" if None in durations else f"{sum(d or 0 for d in durations):.0f} s"
+            total = "all along" if None in durations else f"{sum(d or 0 for d in durations):.1f} s"
             rows.append((name, len(items), len(hosts) or "server", total))
         cases = sorted({b.case.group for b in self.bad_inputs})
         rows.append(("bad input", len(self.bad_inputs), len(self.bad_inputs), ", ".join(cases)))
