@@ -34,6 +34,17 @@ such as ``while True: await asyncio.sleep(0)``: virtual time could never advance
 """
 
 
+def _resolution(now_ns: int) -> float:
+    """How close to now a timer counts as due, for asyncio (see ``_clock_resolution``).
+
+    asyncio runs a timer once ``when < time() + _clock_resolution``. Timers due within 1 ns
+    of now are due now (see the note on _NS above); past 2**24 s a float cannot add 1 ns any
+    more, so two units in the last place are the floor, or a timer due "now" would never
+    run. Computed when the clock moves, not at every round of the loop.
+    """
+    return max(1e-9, 2 * math.ulp(now_ns / _NS))
+
+
 class TimeStuck(RuntimeError):
     """Virtual time cannot advance: some task is always ready to run.
 
@@ -104,23 +115,11 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self.idle = False
         self.interrupting = False
         """Set (by a SIGINT handler) to raise KeyboardInterrupt at the next round."""
+        self._clock_resolution = _resolution(0)
 
     def time(self) -> float:
         """Return the current virtual time, in seconds."""
         return self._now_ns / _NS
-
-    @property
-    def _clock_resolution(self) -> float:
-        # asyncio runs a timer once `when < time() + _clock_resolution`. Timers due within
-        # 1 ns of now are due now (see the note on _NS above); past 2**24 s a float cannot
-        # add 1 ns any more, so one unit in the last place is the floor, or a timer due
-        # "now" would never run.
-        return max(1e-9, 2 * math.ulp(self._now_ns / _NS))
-
-    @_clock_resolution.setter
-    def _clock_resolution(self, value: float) -> None:
-        # BaseEventLoop.__init__ sets the wall clock's resolution; virtual time has its own.
-        pass
 
     def run_until(self, until: float | None) -> None:
         """Run callbacks, tasks and timers up to virtual time ``until``.
@@ -192,6 +191,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             # No timer at all: nothing can ever happen again.
             if self._until_ns is not None:
                 self._now_ns = self._until_ns
+                self._clock_resolution = _resolution(self._now_ns)
             self.idle = True
             self.stop()
             return
@@ -203,6 +203,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         until_ns = self._until_ns if self._until_ns is not None else round(MAX_TIME * _NS)
         if target > until_ns:
             self._now_ns = max(self._now_ns, until_ns)
+            self._clock_resolution = _resolution(self._now_ns)
             self.stop()
             return
         self._now_ns = target
+        self._clock_resolution = _resolution(target)
