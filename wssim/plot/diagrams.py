@@ -266,7 +266,17 @@ def timeline(
         bar=_BAR if n <= DETAIL_LANES else 1.0,
     )
     ended = [e for e in chosen if (t := ends[e.conn, e.side]) is not None and start <= t <= end]
-    stopped = [f for f in fault_list if _stops_processes(f)]
+    # A fault that stops a host's processes (a freeze) is hatched on that host's lanes, or
+    # named on the lanes of its peers when the host has none here; else it is a band.
+    lane_hosts = {e.host for e in chosen}
+    stopped = [f for f in fault_list if _stops_processes(f) and f.host in lane_hosts]
+    on_peers = [
+        f
+        for f in fault_list
+        if _stops_processes(f)
+        and f.host not in lane_hosts
+        and any(e.peer == f.host for e in chosen)
+    ]
 
     drawn_spans = _app_spans(spans(trace, until=end), chosen, ends, end)
     _draw_states(view, drawn_spans)
@@ -279,10 +289,21 @@ def timeline(
     if details:
         _draw_frames(view, trace.filter(kind="frame", since=start, until=end))
         written = _draw_outcomes(view, ended, ends, above=by == "host")
-    shown_faults = [f for f in fault_list if f.end >= start and f.start <= end]
+    peer_notes = _peer_notes(view, chosen, ends, on_peers)
+    shown_faults = [
+        f
+        for f in fault_list
+        if f.end >= start and f.start <= end and not any(f is g for g in on_peers)
+    ]
     notes, bands = _draw_faults_and_marks(
-        view, shown_faults, trace.filter(kind="mark", since=start, until=end)
+        view,
+        shown_faults,
+        trace.filter(kind="mark", since=start, until=end),
+        on_lanes=stopped,
     )
+    bands += [
+        Band(fault_label(f), max(f.start, start), min(f.end, end), on="peers") for f in on_peers
+    ]
 
     # Room above the first lane for the labels of faults and marks, one line per level.
     headroom = 0.0
@@ -296,9 +317,15 @@ def timeline(
     shown = set(range(0, n, step))
     # Lanes with something to see (a hatched, stopped process) keep their label, in the
     # colour of faults.
-    stopped_rows = {view.row[key] for key in frozen}
+    stopped_rows = {view.row[key] for key in frozen} | {view.row[key] for key in peer_notes}
+    # ... and their neighbours make way for them.
+    shown = {i for i in shown if all(abs(i - row) >= step for row in stopped_rows)}
     ticks = sorted(shown | stopped_rows)
-    ax.set_yticks(ticks, [lanes[i].label for i in ticks])
+    row_notes = {view.row[key]: note for key, note in peer_notes.items()}
+    ax.set_yticks(
+        ticks,
+        [lanes[i].label + (f": {row_notes[i]}" if i in row_notes else "") for i in ticks],
+    )
     ax.tick_params(axis="y", length=0)
     for row, label in zip(ticks, ax.get_yticklabels(), strict=True):
         if row in stopped_rows:
@@ -324,7 +351,7 @@ def timeline(
         ax,
         title=title,
         xlabel=xlabel,
-        ylabel=_lanes_label(n, step, extra=bool(stopped_rows - shown)),
+        ylabel=_lanes_label(n, step, extra=bool(stopped_rows)),
         legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)},
     )
     lane_of = {(e.conn, e.side): lane.label for lane in lanes for e in lane.members}
@@ -338,7 +365,9 @@ def timeline(
             run_until=ran_until,
             cut=cut,
             lanes=tuple(
-                _drawn_lane(e, lane_of[e.conn, e.side], ends, view, drawn_spans, frozen, written)
+                _drawn_lane(
+                    e, lane_of[e.conn, e.side], ends, view, drawn_spans, frozen, written, peer_notes
+                )
                 for e in chosen
             ),
             bands=tuple(bands),
@@ -355,9 +384,7 @@ def _lanes_label(n: int, step: int, *, extra: bool) -> str | None:
     """The y axis' label when only some lanes are labelled, else None."""
     if step == 1:
         return None
-    return f"{n} lanes, one in {step} labelled" + (
-        ", and those of stopped processes" if extra else ""
-    )
+    return f"{n} lanes, one in {step} labelled" + (", and those a fault touched" if extra else "")
 
 
 def _alive_at(learned: float | None, t: float) -> bool:
@@ -433,6 +460,7 @@ def _drawn_lane(
     drawn_spans: list[Span],
     frozen: dict[tuple[str, str], list[tuple[float, float]]],
     written: dict[tuple[str, str], str],
+    peer_notes: dict[tuple[str, str], str],
 ) -> Lane:
     learned = ends[e.conn, e.side]
     mine = [s for s in drawn_spans if (s.conn, s.side) == (e.conn, e.side) and s.end >= view.start]
@@ -450,6 +478,7 @@ def _drawn_lane(
         outcome=written.get((e.conn, e.side), ""),
         open_end=learned is None or learned > view.end,
         frozen=tuple(frozen.get((e.conn, e.side), ())),
+        peer=peer_notes.get((e.conn, e.side), ""),
         states=tuple((s.state.name, max(s.start, view.start), s.end) for s in mine),
     )
 
@@ -581,6 +610,23 @@ def _draw_kernel_ends(
         view.ax.add_collection(kernel)
 
 
+def _peer_notes(
+    view: _View,
+    chosen: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    on_peers: list[FaultSpan],
+) -> dict[tuple[str, str], str]:
+    """For each endpoint whose peer was stopped while it lived: what its label adds."""
+    notes: dict[tuple[str, str], str] = {}
+    for fault in on_peers:
+        for e in chosen:
+            learned = ends[e.conn, e.side]
+            life_end = view.end if learned is None else learned
+            if e.peer == fault.host and fault.start <= life_end and fault.end >= e.started_at:
+                notes.setdefault((e.conn, e.side), fault_label(fault))
+    return notes
+
+
 def _draw_stopped(
     view: _View,
     chosen: list[Endpoint],
@@ -704,27 +750,36 @@ def _draw_outcomes(
 
 
 def _draw_faults_and_marks(
-    view: _View, fault_list: list[FaultSpan], marks: Iterable[Event]
+    view: _View,
+    fault_list: list[FaultSpan],
+    marks: Iterable[Event],
+    *,
+    on_lanes: list[FaultSpan],
 ) -> tuple[int, list[Band]]:
-    """Shade faults, draw marks, label both above the lanes; return the lines of labels
-    and the bands drawn."""
+    """Shade faults (but those hatched ``on_lanes``), draw marks, label both above the
+    lanes; return the lines of labels and the bands drawn."""
     ax = view.ax
     notes: list[tuple[float, str, str]] = []
     bands: list[Band] = []
-    for i, fault in enumerate(fault_list):
-        color, label = COLORS["fault"], "_nolegend_" if i else "fault"
-        artist: Line2D | Rectangle
+    in_legend = False
+    for fault in fault_list:
+        color = COLORS["fault"]
         left, right = max(fault.start, view.start), min(fault.end, view.end)
         instant = fault.instant or fault.end <= fault.start
-        if instant:
-            artist = ax.axvline(
-                fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
-            )
-        else:
-            artist = ax.axvspan(
-                left, right, alpha=FAULT_ALPHA, linewidth=0, zorder=0, color=color, label=label
-            )
-        artist.set_gid("fault")
+        hatched = any(fault is f for f in on_lanes)
+        if not hatched:
+            label = "_nolegend_" if in_legend else "fault"
+            in_legend = True
+            artist: Line2D | Rectangle
+            if instant:
+                artist = ax.axvline(
+                    fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
+                )
+            else:
+                artist = ax.axvspan(
+                    left, right, alpha=FAULT_ALPHA, linewidth=0, zorder=0, color=color, label=label
+                )
+            artist.set_gid("fault")
         text = fault_label(fault)
         notes.append((left, text, "fault"))
         back = ""
@@ -740,7 +795,8 @@ def _draw_faults_and_marks(
             line = ax.axvline(fault.end, color=color, linewidth=1.2, zorder=1)
             line.set_gid("restart")
             notes.append((fault.end, back, "fault"))
-        bands.append(Band(text, left, right if not instant else left, instant, back))
+        where = "lanes" if hatched else ""
+        bands.append(Band(text, left, right if not instant else left, instant, back, on=where))
     for i, mark in enumerate(marks):
         line = ax.axvline(
             mark.time,

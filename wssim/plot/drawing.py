@@ -47,7 +47,9 @@ class Lane:
         outcome: what is written at its end (``"1011"``, ``"refused"``), or ``""``.
         open_end: True if it is still open at the right edge, drawn with an arrow.
         frozen: the spans during which its process was stopped (a freeze, a machine
-            asleep), drawn on the lane.
+            asleep), hatched on the lane.
+        peer: what its label says of its peer, stopped while it lived (``"client07
+            frozen"``), or ``""``.
         states: ``(state, start, end)`` of each stretch of its bar, in order.
     """
 
@@ -62,6 +64,7 @@ class Lane:
     outcome: str
     open_end: bool
     frozen: tuple[tuple[float, float], ...] = ()
+    peer: str = ""
     states: tuple[tuple[str, float, float], ...] = ()
 
 
@@ -75,6 +78,9 @@ class Band:
         end: where it ends, as drawn.
         instant: True for a moment drawn as a line.
         end_label: what is written at its end (``"server back"``), or ``""``.
+        on: where it is drawn: ``""`` across the figure; ``"lanes"`` hatched on the lanes
+            of its host (a process stopped); ``"peers"`` named in the labels of the lanes
+            connected to its host.
     """
 
     label: str
@@ -82,6 +88,7 @@ class Band:
     end: float
     instant: bool = False
     end_label: str = ""
+    on: str = ""
 
 
 @dataclass(frozen=True, slots=True)
