@@ -21,6 +21,10 @@ from wssim.trace.lifecycle import faults
 __all__ = ["attempts", "attempts_over_time", "connected"]
 
 
+_BEHIND_TEXT = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6}
+"""A box that keeps a label legible over the curves it is written on."""
+
+
 def _color(result: StormResult, index: int) -> str:
     """One colour per strategy, the same in every figure; others by position."""
     by_name = {
@@ -57,14 +61,16 @@ def _shade_down(ax: Axes, result: StormResult, origin: float) -> Band:
     ax.axvline(back, color=COLORS["fault"], lw=1.0)
     ax.annotate(
         "server back",
-        (back, 1.0),
+        (back, 0.55),
         xycoords=("data", "axes fraction"),
-        xytext=(3, -3),
+        xytext=(2, 0),
         textcoords="offset points",
         ha="left",
-        va="top",
+        va="center",
+        rotation=90,
         fontsize=FONT_SIZES["note"],
         color=COLORS["fault"],
+        bbox=_BEHIND_TEXT,
     )
     return Band("server down", down, back, end_label="server back")
 
@@ -86,30 +92,54 @@ def _rate_line(ax: Axes, rate: float) -> Line:
     return Line("admission rate", y=rate)
 
 
+def _room(a: int, b: int) -> float:
+    """Points needed between the centres of two labels of counts ``a`` and ``b``."""
+    return (len(f"{a:,}") + len(f"{b:,}")) * FONT_SIZES["note"] * 0.31 + 4
+
+
 def _clip(ax: Axes, xs: Sequence[float], ys: Sequence[int], top: float, color: str) -> list[str]:
-    """Write the peak of each run of values above ``top`` at the top of the axes."""
-    written = []
-    run: list[tuple[float, int]] = []
-    for x, y in [*zip(xs, ys, strict=True), (float("inf"), 0)]:
-        if y > top:
-            run.append((x, y))
+    """Write the peak of each run of values above ``top`` at the top of the axes (runs too
+    close for two labels share one, the highest); return what was written."""
+    left, right = ax.get_xlim()
+    box = ax.get_position()
+    figure = ax.figure.figure
+    width = box.width * (figure.get_figwidth() if figure is not None else 6.0) * 72
+    per_second = width / max(right - left, 1e-9)  # points per second of the x axis
+    peaks: list[tuple[float, int]] = []  # one per run above the top
+    inside = False
+    for x, y in zip(xs, ys, strict=True):
+        if not left <= x + 0.5 <= right:
+            inside = False
             continue
-        if run:
-            x_peak, y_peak = max(run, key=lambda point: point[1])
-            text = f"{y_peak:,}"
-            ax.annotate(
-                text,
-                (x_peak + 0.5, top),
-                xytext=(0, -2),
-                textcoords="offset points",
-                ha="center",
-                va="top",
-                fontsize=FONT_SIZES["note"],
-                color=color,
-                clip_on=False,
-            )
-            written.append(text)
-            run = []
+        if y > top:
+            if inside and y > peaks[-1][1]:
+                peaks[-1] = (x, y)
+            elif not inside:
+                peaks.append((x, y))
+            inside = True
+        else:
+            inside = False
+    merged: list[tuple[float, int]] = []
+    for x, y in peaks:
+        if merged and (x - merged[-1][0]) * per_second < _room(y, merged[-1][1]):
+            merged[-1] = max(merged[-1], (x, y), key=lambda peak: peak[1])
+        else:
+            merged.append((x, y))
+    written = []
+    for x, y in merged:
+        text = f"{y:,}"
+        ax.annotate(
+            text,
+            (x + 0.5, top),
+            xytext=(0, -2),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=FONT_SIZES["note"],
+            color=color,
+            bbox=_BEHIND_TEXT,
+        )
+        written.append(text)
     return written
 
 
@@ -141,7 +171,13 @@ def attempts(
         drawn_series.append(
             Series(result.strategy, tuple(seconds), tuple(map(float, result.attempts_per_second)))
         )
-        if ymax is not None:
+    if until is not None:
+        ax.set_xlim(0, until)
+    if ymax is not None:
+        ax.set_ylim(0, ymax)
+        for index, result in enumerate(results):
+            seconds = [float(s) for s in range(len(result.attempts_per_second))]
+            color = _color(result, index)
             written += _clip(ax, seconds, result.attempts_per_second, ymax, color)
     bands = []
     if results:
@@ -149,12 +185,9 @@ def attempts(
     lines = []
     if rate is not None:
         lines.append(_rate_line(ax, rate))
-    if until is not None:
-        ax.set_xlim(0, until)
     cut = ""
     ylabel = "attempts per second"
     if ymax is not None:
-        ax.set_ylim(0, ymax)
         cut = f"y axis cut at {ymax:g}: higher peaks are written at the top"
         ylabel = f"attempts per second\n(cut at {ymax:g})"
     ax.grid(True, color=COLORS["grid"], lw=0.6)
