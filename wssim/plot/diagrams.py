@@ -375,7 +375,7 @@ def timeline(
                 Line(mark.text, x=mark.time)
                 for mark in trace.filter(kind="mark", since=start, until=end)
             ),
-            notes=tuple(t.get_text() for t in ax.texts),
+            notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
         ),
     )
 
@@ -1006,7 +1006,10 @@ def sequence(
     _draw_cuts(ax, time)
     for arrow in arrows:
         _draw_arrow(ax, time, arrow)
-    _draw_notes(ax, time, notes)
+    lowest = _draw_notes(ax, time, notes)
+    if lowest > time.bottom:
+        # Notes pushed down below the last moment: the axis grows to hold them.
+        ax.set_ylim(lowest + time.latency / 4, time.top)
 
     # Axes: hosts on top, true times on the left.
     ax.xaxis.tick_top()
@@ -1063,11 +1066,46 @@ def sequence(
         handles.append(Patch(color=COLORS["fault"], alpha=FAULT_ALPHA, label="fault"))
     if title is None:
         title = f"{conn}: {hosts['client'] or '?'} → {hosts['server'] or '?'}"
-    return decorate(
+    decorate(
         ax,
         title=title,
         ylabel="virtual time (s)",
         legend={"handles": handles, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)},
+    )
+    ends = {e.side: e for e in endpoints(events)}
+    return record(
+        ax,
+        Drawing(
+            kind="sequence",
+            title=title,
+            xlim=(0, 0),
+            ylim=(0, 0),
+            run_until=trace.ran_until,
+            cut=", ".join(f"{hidden:.4g} s hidden" for _, _, hidden in time.cuts),
+            lanes=tuple(
+                Lane(
+                    label=hosts[side],
+                    conn=conn,
+                    side=side,
+                    host=e.host,
+                    start=e.started_at,
+                    end=max((s.end for s in conn_spans if s.side == side), default=e.started_at),
+                    closed_at=_learned_at(e),
+                    kernel_closed_at=None,
+                    outcome=e.outcome,
+                    open_end=e.closed_at is None,
+                    states=tuple(
+                        (s.state.name, s.start, s.end) for s in conn_spans if s.side == side
+                    ),
+                )
+                for side, e in ends.items()
+            ),
+            bands=tuple(
+                Band(fault_label(f), f.start, f.end, f.instant or f.end <= f.start)
+                for f in conn_faults
+            ),
+            notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
+        ),
     )
 
 
@@ -1290,8 +1328,9 @@ def _draw_arrow(ax: Axes, time: _TimeAxis, arrow: _Arrow) -> None:
     label.set_gid("arrow-label")
 
 
-def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> None:
-    """Notes beside each lifeline, pushed down when they would overlap."""
+def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> float:
+    """Notes beside each lifeline, pushed down when they would overlap; return where the
+    lowest one ends."""
     line_height = (
         FONT_SIZES["note"] * 1.25 / _points_per_unit(ax, time.bottom - time.top, vertical=True)
     )
@@ -1323,3 +1362,4 @@ def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> None:
             linespacing=1.1,
         )
         text.set_gid("note")
+    return max(next_free.values())

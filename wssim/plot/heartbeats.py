@@ -132,6 +132,6 @@ def tradeoff(
                 )
                 for label, rows in series.items()
             ),
-            notes=tuple(t.get_text() for t in ax.texts),
+            notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
         ),
     )

@@ -175,7 +175,7 @@ def held_over_time(
                 bands=tuple(bands),
                 lines=marks,
                 series=drawn_series,
-                notes=tuple(t.get_text() for t in ax.texts),
+                notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
             ),
         )
     return top, bottom
