@@ -36,7 +36,9 @@ def cell_source(prefix: str, cell_id: str) -> str:
     raise LookupError(f"lesson {prefix} has no cell {cell_id}")
 
 
-def run_cells(prefix: str, *cell_ids: str, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_cells(
+    prefix: str, *cell_ids: str, namespace: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Execute the code cells ``cell_ids`` of lesson ``prefix``, in order, in one namespace."""
     matplotlib.use("Agg")
     ns: dict[str, Any] = {"__name__": "__lesson__"} if namespace is None else namespace

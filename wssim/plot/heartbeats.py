@@ -83,14 +83,14 @@ def tradeoff(
                 place[i] = "left" if j == 0 else "right" if j == len(group) - 1 else "above"
     labelled: set[str] = set()
     series: dict[str, list[tuple[float, float, float]]] = {}
-    for i, (x0, best, worst, label, stack, color, name) in enumerate(bars):
-        x = x0 * shift[i]
+    for i, (at, best, worst, label, stack, color, name) in enumerate(bars):
+        x = at * shift[i]  # as drawn, moved aside from the bars at the same cost
         ax.vlines(x, best, worst, color=color, linewidth=2, linestyle=":" if stack else "-")
         marker, size = ("D", 5) if stack else ("o", 4)
         legend = None if label in labelled else label
         ax.plot([x] * 2, [best, worst], marker, color=color, markersize=size, label=legend)
         labelled.add(label)
-        series.setdefault(label, []).append((x0, best, worst))
+        series.setdefault(label, []).append((x, best, worst))
         offset, ha = {"left": ((-5, 2), "right"), "right": ((4, 2), "left")}.get(
             place[i], ((0, 6), "center")
         )
