@@ -199,8 +199,13 @@ def test_lesson03_storm_figures_show_the_peaks_after_the_restart() -> None:
         down = shown.band("server down")
         assert (down.start, down.end) == (0.0, result.restart_at - result.crash_at)
         assert down.end_label == "server back"
-        # The peak after the restart (the table's peak/s) is below the top: not squashed.
-        assert result.peak_rate < shown.ylim[1] <= 400, result.strategy
+        # The peak after the restart (the table's peak/s, 122 to 239 for the jittered
+        # strategies) shows below the top, not squashed; one above it is written there.
+        assert shown.ylim[1] <= 400
+        if result.strategy != "exponential":
+            assert result.peak_rate < shown.ylim[1], result.strategy
+        else:
+            assert f"{result.peak_rate:,}" in shown.notes
         assert [line.y for line in shown.lines] == [100]
         above = [y for x, y in zip(shown.series[0].x, shown.series[0].y, strict=True)
                  if y > shown.ylim[1] and x < shown.xlim[1]]  # fmt: skip
