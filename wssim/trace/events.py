@@ -476,12 +476,12 @@ class Trace(Sequence[Event]):
             (
                 e
                 for e in self._events
-            if (kinds is None or e.kind in kinds)
-            and (conns is None or e.conn in conns)
-            and (hosts is None or e.host in hosts or e.peer in hosts)
-            and (side is None or e.side == side)
-            and (since is None or e.time >= since)
-            and (until is None or e.time <= until)
+                if (kinds is None or e.kind in kinds)
+                and (conns is None or e.conn in conns)
+                and (hosts is None or e.host in hosts or e.peer in hosts)
+                and (side is None or e.side == side)
+                and (since is None or e.time >= since)
+                and (until is None or e.time <= until)
                 and (contains is None or contains in e.text)
             ),
             ran_until=self._ran_until,
