@@ -19,8 +19,11 @@ def test_list_names_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_prints_the_trace_and_writes_the_timeline(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # main() sets MPLBACKEND=Agg for its plot: undo it afterwards, or every notebook kernel
+    # that nbval starts later in the session inherits it and draws no inline figure.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     plot = tmp_path / "crash.png"
     args = ["run", "crash", "--seed", "1", "--plot", str(plot), "--kind", "tcp,closed"]
     assert main([*args, "--by", "host"]) == 0
