@@ -125,7 +125,10 @@ def test_reboot_restarts_the_host_and_starts_its_processes_again() -> None:
 def test_plots_draw_one_line_per_strategy() -> None:
     results = [storm.storm(backoff.exponential(), **SMALL)]
     ax = plot.storm_attempts(results, until=60)
-    assert [line.get_label() for line in ax.get_lines()] == ["exponential"]
+    # One line per strategy; the others (the server's return) are not in the legend.
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert [label for label in labels if not label.startswith("_")] == ["exponential"]
+    assert [s.label for s in plot.drawn(ax).series] == ["exponential"]
     assert ax.get_xlim() == (0, 60)
     ax = plot.storm_connected(results)
     assert ax.get_lines()[0].get_ydata()[-1] == 20

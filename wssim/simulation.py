@@ -21,7 +21,7 @@ from wssim.core.params import seconds
 from wssim.faults import Fault, Partition
 from wssim.net.fabric import LOOPBACK_NAMES
 from wssim.net.link import Link
-from wssim.trace.events import Trace
+from wssim.trace.events import Trace, microseconds
 from wssim.world import World
 
 HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")
@@ -330,8 +330,8 @@ class Simulation:
 
     @property
     def trace(self) -> Trace:
-        """Everything recorded so far."""
-        return self._world.recorder.trace()
+        """Everything recorded so far; its :attr:`~Trace.ran_until` is now."""
+        return self._world.recorder.trace(ran_until=microseconds(self.now))
 
     # Ending
 

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from websockets.frames import Opcode
 
+from wssim.plot.drawing import Band, Drawing, Lane, Line, record
 from wssim.plot.style import COLORS, FAULT_ALPHA, FONT_SIZES, STATE_COLORS, decorate
 from wssim.trace.events import KINDS, Event, Phase, Tcp, Trace
 from wssim.trace.lifecycle import Endpoint, FaultSpan, Span, State, endpoints, faults, spans
@@ -78,7 +79,7 @@ def _touches(fault: FaultSpan, hosts: set[str]) -> bool:
     return fault.host in hosts or not hosts.isdisjoint(fault.hosts)
 
 
-def _fault_label(span: FaultSpan) -> str:
+def fault_label(span: FaultSpan) -> str:
     """What a fault's band or marker says: each fault names itself (its ``label``)."""
     info = span.info
     if info is None:
@@ -130,7 +131,9 @@ class _Lane:
     members: tuple[Endpoint, ...]
 
 
-def _lanes(chosen: list[Endpoint], by: str) -> list[_Lane]:
+def _lanes(
+    chosen: list[Endpoint], by: str, ends: dict[tuple[str, str], float | None]
+) -> list[_Lane]:
     """Group endpoints into lanes: one each, or one per host with no overlap in a lane."""
     if by == "endpoint":
         return [_Lane(_lane_label(e), (e,)) for e in chosen]
@@ -142,7 +145,8 @@ def _lanes(chosen: list[Endpoint], by: str) -> list[_Lane]:
         k = next((i for i, free in enumerate(frees) if free <= e.started_at), len(frees))
         if k == len(frees):
             frees.append(0.0)
-        frees[k] = math.inf if e.closed_at is None else e.closed_at
+        learned = ends[e.conn, e.side]
+        frees[k] = math.inf if learned is None else learned
         members.setdefault((e.host, e.side, k), []).append(e)
     order = {key: i for i, key in enumerate(free_at)}
     lanes = []
@@ -171,19 +175,27 @@ def timeline(
 
     Each lane is one end of one connection (``client0 (c1)``), connections in the order
     they first appear, the client above the server. A lane's bar is coloured CONNECTING,
-    OPEN, CLOSING; a grey stroke marks where it became CLOSED and is followed by how it
-    ended: the close code websockets reported (``1000``, ``1006``) or what went wrong
-    (``refused``, ``timeout``, ``crash``). An attempt that never opened ends with a cross.
-    Ticks show the frames the endpoint sent: data, PING/PONG, CLOSE. Shaded bands are
-    faults (a partition until it heals, a crash until the restart); dotted lines are marks
-    added with :meth:`~wssim.Simulation.mark`.
+    OPEN, CLOSING; a grey stroke marks where the application learned it was CLOSED and is
+    followed by how it ended: the close code websockets reported (``1000``, ``1006``) or
+    what went wrong (``refused``, ``timeout``, ``crash``). An attempt that never opened
+    ends with a cross; an endpoint still open at the right edge ends with an arrow. When
+    the kernel closed a connection before its application could learn it (a frozen
+    process), a dashed stroke marks the kernel's moment. Ticks show the frames the endpoint
+    sent: data, PING/PONG, CLOSE. Shaded bands are faults (a partition until it heals, a
+    crash until the restart, whose end says the host is back); a hatched lane is a process
+    that was stopped (frozen, asleep); dotted lines are marks added with
+    :meth:`~wssim.Simulation.mark`. The figure spans the run, from its first connection
+    to :attr:`~wssim.Trace.ran_until`; when ``since`` or ``until`` cut it shorter, the x
+    axis' label says so. :func:`~wssim.plot.drawn` gives what was drawn.
 
     Args:
         trace: what to draw.
         conns: only these connections (``"c1"`` or several).
-        hosts: only the endpoints on these hosts, and only the faults that touch them.
+        hosts: only the endpoints on these hosts, and only the faults that touch them or
+            the hosts they are connected to.
         since: the left edge, in virtual seconds. Default: the first thing drawn.
-        until: the right edge; endpoints still alive stop here. Default: the trace's end.
+        until: the right edge; endpoints still alive stop here. Default: the end of the
+            run (:attr:`~wssim.Trace.ran_until`).
         by: ``"endpoint"`` for a lane per endpoint; ``"host"`` to put the successive
             connections of a host on one lane (a reconnecting client's whole story on one
             line; a server gets as many lanes as it had connections at once).
@@ -202,51 +214,96 @@ def timeline(
     if by not in ("endpoint", "host"):
         raise ValueError(f"by must be 'endpoint' or 'host', got {by!r}")
     conn_set, host_set = _as_set(conns), _as_set(hosts)
-    end = trace.end if until is None else float(until)
-    fault_list = faults(trace, until=end) if show_faults else []
-    if host_set is not None:
-        fault_list = [f for f in fault_list if _touches(f, host_set)]
+    ran_until = trace.ran_until
     chosen = [
         e
         for e in endpoints(trace)
         if (conn_set is None or e.conn in conn_set) and (host_set is None or e.host in host_set)
     ]
-    if since is None:
-        start = min([e.started_at for e in chosen] + [f.start for f in fault_list], default=0.0)
+    if until is not None:
+        end = float(until)
+    elif chosen and all(_learned_at(e) is not None for e in chosen):
+        end = trace.end  # every lane has ended, and nothing happens after the last event
     else:
-        start = float(since)
+        end = ran_until  # a lane still open at the end of the run spans the run
+    fault_list = faults(trace, until=end) if show_faults else []
+    if host_set is not None:
+        # The faults of the chosen hosts, and of the hosts they talk to: a client's
+        # timeline shows its server's crash and its return.
+        involved = host_set | {e.peer for e in chosen if e.peer}
+        fault_list = [f for f in fault_list if _touches(f, involved)]
+    first = min([e.started_at for e in chosen] + [f.start for f in fault_list], default=0.0)
+    start = first if since is None else float(since)
     start = min(start, end)
-    chosen = [
-        e for e in chosen if e.started_at <= end and (e.closed_at is None or e.closed_at >= start)
-    ]
-    lanes = _lanes(chosen, by)
+    ends = {(e.conn, e.side): _learned_at(e) for e in chosen}
+    chosen = [e for e in chosen if e.started_at <= end and _alive_at(ends[e.conn, e.side], start)]
+    lanes = _lanes(chosen, by, ends)
     n = len(lanes)
     if details is None:
         details = n <= DETAIL_LANES
     if ax is None:
         ax = _new_axes(10, min(max(1.6 + 0.34 * n, 2.6), 12))
+    width = max(end - start, 1e-9)
+    # Room on the right for what is written at the ends of the lanes that end near it.
+    margin = 0.01
+    if details and n:
+        available = _figure(ax).get_figwidth() * ax.get_position().width * 72
+        room_needed = [
+            len(e.outcome) * FONT_SIZES["note"] * 0.62 + 12
+            for e in chosen
+            if (t := ends[e.conn, e.side]) is not None and t >= end - 0.2 * width
+        ]
+        room_needed.append(24.0)  # an arrow, or a short code
+        margin = max(0.03, min(max(room_needed) / max(available - max(room_needed), 1.0), 0.4))
     view = _View(
         ax=ax,
         row={(e.conn, e.side): y for y, lane in enumerate(lanes) for e in lane.members},
         start=start,
         end=end,
-        left=start - 0.01 * max(end - start, 1e-9),
-        right=end + (0.07 if details else 0.01) * max(end - start, 1e-9),
+        left=start - 0.01 * width,
+        right=end + margin * width,
         # Many lanes are thin: full-height bars keep them legible.
         bar=_BAR if n <= DETAIL_LANES else 1.0,
     )
-    ended = [e for e in chosen if e.closed_at is not None and start <= e.closed_at <= end]
+    ended = [e for e in chosen if (t := ends[e.conn, e.side]) is not None and start <= t <= end]
+    # A fault that stops a host's processes (a freeze) is hatched on that host's lanes, or
+    # named on the lanes of its peers when the host has none here; else it is a band.
+    lane_hosts = {e.host for e in chosen}
+    stopped = [f for f in fault_list if _stops_processes(f) and f.host in lane_hosts]
+    on_peers = [
+        f
+        for f in fault_list
+        if _stops_processes(f)
+        and f.host not in lane_hosts
+        and any(e.peer == f.host for e in chosen)
+    ]
 
-    _draw_states(view, spans(trace, until=end))
-    _draw_ends(view, ended, cross=24 if n <= DETAIL_LANES else 6)
+    drawn_spans = _app_spans(spans(trace, until=end), chosen, ends, end)
+    _draw_states(view, drawn_spans)
+    _draw_ends(view, ended, ends, cross=24 if n <= DETAIL_LANES else 6)
+    still_open = [e for e in chosen if (t := ends[e.conn, e.side]) is None or t > end]
+    _draw_open_ends(view, still_open)
+    _draw_kernel_ends(view, chosen, ends)
+    frozen = _draw_stopped(view, chosen, ends, stopped)
+    written: dict[tuple[str, str], str] = {}
     if details:
         _draw_frames(view, trace.filter(kind="frame", since=start, until=end))
-        _draw_outcomes(view, ended, above=by == "host")
-    notes = _draw_faults_and_marks(
+        written = _draw_outcomes(view, ended, ends, above=by == "host")
+    peer_notes = _peer_notes(view, chosen, ends, on_peers)
+    shown_faults = [
+        f
+        for f in fault_list
+        if f.end >= start and f.start <= end and not any(f is g for g in on_peers)
+    ]
+    notes, bands = _draw_faults_and_marks(
         view,
-        [f for f in fault_list if f.end >= start and f.start <= end],
+        shown_faults,
         trace.filter(kind="mark", since=start, until=end),
+        on_lanes=stopped,
     )
+    bands += [
+        Band(fault_label(f), max(f.start, start), min(f.end, end), on="peers") for f in on_peers
+    ]
 
     # Room above the first lane for the labels of faults and marks, one line per level.
     headroom = 0.0
@@ -257,8 +314,22 @@ def timeline(
     ax.set_xlim(view.left, view.right)
     ax.set_ylim(max(n, 1) - 0.5, -0.5 - headroom)
     step = 1 if n <= LABELLED_LANES else math.ceil(n / LABELLED_LANES)
-    ax.set_yticks(range(0, n, step), [lanes[i].label for i in range(0, n, step)])
+    shown = set(range(0, n, step))
+    # Lanes with something to see (a hatched, stopped process) keep their label, in the
+    # colour of faults.
+    stopped_rows = {view.row[key] for key in frozen} | {view.row[key] for key in peer_notes}
+    # ... and their neighbours make way for them.
+    shown = {i for i in shown if all(abs(i - row) >= step for row in stopped_rows)}
+    ticks = sorted(shown | stopped_rows)
+    row_notes = {view.row[key]: note for key, note in peer_notes.items()}
+    ax.set_yticks(
+        ticks,
+        [lanes[i].label + (f": {row_notes[i]}" if i in row_notes else "") for i in ticks],
+    )
     ax.tick_params(axis="y", length=0)
+    for row, label in zip(ticks, ax.get_yticklabels(), strict=True):
+        if row in stopped_rows:
+            label.set_color(COLORS["fault"])
     ax.grid(axis="x", color=COLORS["grid"], linewidth=0.8)
     ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
@@ -274,12 +345,141 @@ def timeline(
             color=COLORS["text"],
             fontsize=FONT_SIZES["label"],
         )
-    return decorate(
+    cut = _cut(start, end, first, ran_until, since is not None, until is None)
+    xlabel = "virtual time (s)" + (f": {cut}" if cut else "")
+    decorate(
         ax,
         title=title,
-        xlabel="virtual time (s)",
-        ylabel=f"{n} lanes, one in {step} labelled" if step > 1 else None,
+        xlabel=xlabel,
+        ylabel=_lanes_label(n, step, extra=bool(stopped_rows)),
         legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)},
+    )
+    lane_of = {(e.conn, e.side): lane.label for lane in lanes for e in lane.members}
+    return record(
+        ax,
+        Drawing(
+            kind="timeline",
+            title=title or "",
+            xlim=(view.left, view.right),
+            ylim=(0, 0),
+            run_until=ran_until,
+            cut=cut,
+            lanes=tuple(
+                _drawn_lane(
+                    e, lane_of[e.conn, e.side], ends, view, drawn_spans, frozen, written, peer_notes
+                )
+                for e in chosen
+            ),
+            bands=tuple(bands),
+            lines=tuple(
+                Line(mark.text, x=mark.time)
+                for mark in trace.filter(kind="mark", since=start, until=end)
+            ),
+            notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
+        ),
+    )
+
+
+def _lanes_label(n: int, step: int, *, extra: bool) -> str | None:
+    """The y axis' label when only some lanes are labelled, else None."""
+    if step == 1:
+        return None
+    return f"{n} lanes, one in {step} labelled" + (", and those a fault touched" if extra else "")
+
+
+def _alive_at(learned: float | None, t: float) -> bool:
+    return learned is None or learned >= t
+
+
+def _learned_at(e: Endpoint) -> float | None:
+    """When the application learned that ``e`` ended: the exception it saw, if it saw one
+    after its kernel closed the connection (a frozen process learns late); else when the
+    endpoint closed. None while it is alive."""
+    if e.closed_at is None:
+        return None
+    ended_by = e.ended_by
+    if ended_by is not None and ended_by.closed is not None and ended_by.time > e.closed_at:
+        return ended_by.time
+    return e.closed_at
+
+
+def _stops_processes(fault: FaultSpan) -> bool:
+    """A fault on one host that stops its processes without killing them (a freeze, a
+    machine asleep): its endpoints live on, and learn nothing until it ends."""
+    info = fault.info
+    return (
+        info is not None
+        and info.fault.path is None
+        and not info.fault.kills
+        and not fault.instant
+        and fault.end > fault.start
+    )
+
+
+def _cut(start: float, end: float, first: float, ran_until: float, since: bool, auto: bool) -> str:
+    """What the x axis' label says when the figure shows less than the run, or ``""``."""
+    cut_left = since and start > first + 1e-9
+    if end >= ran_until - 1e-9:
+        return f"{start:g} s to the end of the run, {ran_until:g} s" if cut_left else ""
+    if cut_left:
+        return f"{start:g} s to {end:g} s of a run of {ran_until:g} s"
+    if auto:
+        return f"nothing happens after {end:g} s; the run went on to {ran_until:g} s"
+    return f"cut at {end:g} s; the run went on to {ran_until:g} s"
+
+
+def _app_spans(
+    all_spans: Iterable[Span],
+    chosen: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    end: float,
+) -> list[Span]:
+    """The spans, each endpoint's last one stretched to where its application learned it
+    ended (after its kernel knew: a frozen process)."""
+    out = list(all_spans)
+    last: dict[tuple[str, str], int] = {}
+    for index, span in enumerate(out):
+        last[span.conn, span.side] = index
+    for e in chosen:
+        learned = ends[e.conn, e.side]
+        at = last.get((e.conn, e.side))
+        if learned is None or at is None or e.closed_at is None or learned <= e.closed_at:
+            continue
+        span = out[at]
+        stop = min(learned, end)
+        if stop > span.end:
+            out[at] = Span(span.conn, span.side, span.host, span.state, span.start, stop)
+    return out
+
+
+def _drawn_lane(
+    e: Endpoint,
+    label: str,
+    ends: dict[tuple[str, str], float | None],
+    view: _View,
+    drawn_spans: list[Span],
+    frozen: dict[tuple[str, str], list[tuple[float, float]]],
+    written: dict[tuple[str, str], str],
+    peer_notes: dict[tuple[str, str], str],
+) -> Lane:
+    learned = ends[e.conn, e.side]
+    mine = [s for s in drawn_spans if (s.conn, s.side) == (e.conn, e.side) and s.end >= view.start]
+    bar_end = view.end if learned is None else min(learned, view.end)
+    kernel = e.closed_at if learned is not None and e.closed_at != learned else None
+    return Lane(
+        label=label,
+        conn=e.conn,
+        side=e.side,
+        host=e.host,
+        start=max(e.started_at, view.start),
+        end=bar_end,
+        closed_at=learned,
+        kernel_closed_at=kernel,
+        outcome=written.get((e.conn, e.side), ""),
+        open_end=learned is None or learned > view.end,
+        frozen=tuple(frozen.get((e.conn, e.side), ())),
+        peer=peer_notes.get((e.conn, e.side), ""),
+        states=tuple((s.state.name, max(s.start, view.start), s.end) for s in mine),
     )
 
 
@@ -322,25 +522,32 @@ def _draw_states(view: _View, all_spans: Iterable[Span]) -> None:
             view.ax.add_collection(collection)
 
 
-def _draw_ends(view: _View, ended: list[Endpoint], *, cross: float) -> None:
-    """CLOSED: a stroke where each endpoint ended; a cross for attempts that never opened."""
+def _draw_ends(
+    view: _View,
+    ended: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    *,
+    cross: float,
+) -> None:
+    """CLOSED: a stroke where each application learned its endpoint ended; a cross for
+    attempts that never opened."""
     strokes = []
+    failed = []
     for e in ended:
         y = view.row[e.conn, e.side]
-        if not e.failed and e.closed_at is not None:
-            strokes.append([(e.closed_at, y - view.bar / 2), (e.closed_at, y + view.bar / 2)])
+        t = ends[e.conn, e.side]
+        if t is None:
+            continue
+        if e.failed:
+            failed.append((t, y))
+        else:
+            strokes.append([(t, y - view.bar / 2), (t, y + view.bar / 2)])
     if strokes:
         closed = LineCollection(
             strokes, colors=STATE_COLORS[State.CLOSED], linewidths=2.5, zorder=4, label="CLOSED"
         )
         closed.set_gid(f"state:{State.CLOSED.name}")
         view.ax.add_collection(closed)
-    # A failed attempt always has a closed_at; testing it again tells the type checker.
-    failed = [
-        (e.closed_at, view.row[e.conn, e.side])
-        for e in ended
-        if e.failed and e.closed_at is not None
-    ]
     if failed:
         crosses = view.ax.scatter(
             [x for x, _ in failed],
@@ -353,6 +560,115 @@ def _draw_ends(view: _View, ended: list[Endpoint], *, cross: float) -> None:
             label="failed attempt",
         )
         crosses.set_gid("failed")
+
+
+def _draw_open_ends(view: _View, still_open: list[Endpoint]) -> None:
+    """An arrow at the right edge of each lane still open there: it goes on."""
+    points = [(view.end, view.row[e.conn, e.side]) for e in still_open]
+    if not points:
+        return
+    size = 7 if view.bar < 1 else 4
+    (arrows,) = view.ax.plot(
+        [x for x, _ in points],
+        [y for _, y in points],
+        marker=">",
+        linestyle="none",
+        markersize=size,
+        color=COLORS["text"],
+        zorder=4,
+        label="still open",
+        clip_on=False,
+    )
+    arrows.set_gid("open-end")
+
+
+def _draw_kernel_ends(
+    view: _View, chosen: list[Endpoint], ends: dict[tuple[str, str], float | None]
+) -> None:
+    """A dashed stroke where the kernel closed a connection its application learned of
+    only later (a frozen process)."""
+    strokes = []
+    for e in chosen:
+        learned = ends[e.conn, e.side]
+        if e.closed_at is None or learned is None or learned <= e.closed_at:
+            continue
+        if view.start <= e.closed_at <= view.end:
+            y = view.row[e.conn, e.side]
+            strokes.append(
+                [(e.closed_at, y - view.bar / 2 - 0.12), (e.closed_at, y + view.bar / 2 + 0.12)]
+            )
+    if strokes:
+        kernel = LineCollection(
+            strokes,
+            colors=COLORS["tcp"],
+            linewidths=1.6,
+            linestyles=(0, (2, 1.5)),
+            zorder=4,
+            label="closed by the kernel",
+        )
+        kernel.set_gid("kernel-closed")
+        view.ax.add_collection(kernel)
+
+
+def _peer_notes(
+    view: _View,
+    chosen: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    on_peers: list[FaultSpan],
+) -> dict[tuple[str, str], str]:
+    """For each endpoint whose peer was stopped while it lived: what its label adds."""
+    notes: dict[tuple[str, str], str] = {}
+    for fault in on_peers:
+        for e in chosen:
+            learned = ends[e.conn, e.side]
+            life_end = view.end if learned is None else learned
+            if e.peer == fault.host and fault.start <= life_end and fault.end >= e.started_at:
+                notes.setdefault((e.conn, e.side), fault_label(fault))
+    return notes
+
+
+def _draw_stopped(
+    view: _View,
+    chosen: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    stopped: list[FaultSpan],
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Hatch each lane while its process was stopped; return the spans, by endpoint."""
+    frozen: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    boxes = []
+    for fault in stopped:
+        for e in chosen:
+            if fault.host != e.host:
+                continue
+            learned = ends[e.conn, e.side]
+            life_end = view.end if learned is None else min(learned, view.end)
+            left = max(fault.start, e.started_at, view.start)
+            right = min(fault.end, life_end)
+            if right <= left:
+                continue
+            frozen.setdefault((e.conn, e.side), []).append((left, right))
+            y = view.row[e.conn, e.side]
+            boxes.append(
+                [
+                    (left, y - view.bar / 2),
+                    (left, y + view.bar / 2),
+                    (right, y + view.bar / 2),
+                    (right, y - view.bar / 2),
+                ]
+            )
+    if boxes:
+        hatch = PolyCollection(
+            boxes,
+            facecolors="none",
+            edgecolors=COLORS["fault"],
+            hatch="///",
+            linewidths=0,
+            zorder=3,
+            label="process stopped (frozen)",
+        )
+        hatch.set_gid("stopped")
+        view.ax.add_collection(hatch)
+    return frozen
 
 
 def _draw_frames(view: _View, frames: Iterable[Event]) -> None:
@@ -386,8 +702,15 @@ def _draw_frames(view: _View, frames: Iterable[Event]) -> None:
         )
 
 
-def _draw_outcomes(view: _View, ended: list[Endpoint], *, above: bool) -> None:
-    """How each endpoint ended, unless it would cover the previous one on its lane.
+def _draw_outcomes(
+    view: _View,
+    ended: list[Endpoint],
+    ends: dict[tuple[str, str], float | None],
+    *,
+    above: bool,
+) -> dict[tuple[str, str], str]:
+    """How each endpoint ended, unless it would cover the previous one on its lane; return
+    what was written, by endpoint.
 
     With ``above``, on lanes shared by successive connections, the text goes above the end
     of the bar, clear of the crosses of the attempts that follow, and failed attempts get
@@ -395,19 +718,21 @@ def _draw_outcomes(view: _View, ended: list[Endpoint], *, above: bool) -> None:
     """
     points = _points_per_unit(view.ax, view.right - view.left, vertical=False)
     taken: dict[int, float] = {}
-    for e in sorted(ended, key=lambda e: e.closed_at or 0.0):
-        if e.closed_at is None or (above and e.failed):
+    written: dict[tuple[str, str], str] = {}
+    for e in sorted(ended, key=lambda e: ends[e.conn, e.side] or 0.0):
+        t = ends[e.conn, e.side]
+        if t is None or (above and e.failed):
             continue
         y = view.row[e.conn, e.side]
-        x = (e.closed_at - view.left) * points + 5
+        x = (t - view.left) * points + 5
         outcome = e.outcome
         if x < taken.get(y, -math.inf):
             continue
         taken[y] = x + len(outcome) * FONT_SIZES["note"] * 0.62 + 4
         if above:
-            where, offset, va = (e.closed_at, y - view.bar / 2), (2, 1), "bottom"
+            where, offset, va = (t, y - view.bar / 2), (2, 1), "bottom"
         else:
-            where, offset, va = (e.closed_at, y), (5, 0), "center"
+            where, offset, va = (t, y), (5, 0), "center"
         label = view.ax.annotate(
             outcome,
             where,
@@ -420,31 +745,58 @@ def _draw_outcomes(view: _View, ended: list[Endpoint], *, above: bool) -> None:
             zorder=5,
         )
         label.set_gid("outcome")
+        written[e.conn, e.side] = outcome
+    return written
 
 
-def _draw_faults_and_marks(view: _View, fault_list: list[FaultSpan], marks: Iterable[Event]) -> int:
-    """Shade faults, draw marks, label both above the lanes; return the lines of labels."""
+def _draw_faults_and_marks(
+    view: _View,
+    fault_list: list[FaultSpan],
+    marks: Iterable[Event],
+    *,
+    on_lanes: list[FaultSpan],
+) -> tuple[int, list[Band]]:
+    """Shade faults (but those hatched ``on_lanes``), draw marks, label both above the
+    lanes; return the lines of labels and the bands drawn."""
     ax = view.ax
     notes: list[tuple[float, str, str]] = []
-    for i, fault in enumerate(fault_list):
-        color, label = COLORS["fault"], "_nolegend_" if i else "fault"
-        artist: Line2D | Rectangle
-        if fault.instant or fault.end <= fault.start:
-            artist = ax.axvline(
-                fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
-            )
-        else:
-            artist = ax.axvspan(
-                max(fault.start, view.start),
-                min(fault.end, view.end),
-                alpha=FAULT_ALPHA,
-                linewidth=0,
-                zorder=0,
-                color=color,
-                label=label,
-            )
-        artist.set_gid("fault")
-        notes.append((max(fault.start, view.start), _fault_label(fault), "fault"))
+    bands: list[Band] = []
+    in_legend = False
+    for fault in fault_list:
+        color = COLORS["fault"]
+        left, right = max(fault.start, view.start), min(fault.end, view.end)
+        instant = fault.instant or fault.end <= fault.start
+        hatched = any(fault is f for f in on_lanes)
+        if not hatched:
+            label = "_nolegend_" if in_legend else "fault"
+            in_legend = True
+            artist: Line2D | Rectangle
+            if instant:
+                artist = ax.axvline(
+                    fault.start, linestyle="--", linewidth=1.2, zorder=1, color=color, label=label
+                )
+            else:
+                artist = ax.axvspan(
+                    left, right, alpha=FAULT_ALPHA, linewidth=0, zorder=0, color=color, label=label
+                )
+            artist.set_gid("fault")
+        text = fault_label(fault)
+        notes.append((left, text, "fault"))
+        back = ""
+        info = fault.info
+        if (
+            info is not None
+            and info.fault.kills
+            and fault.ended
+            and view.start <= fault.end <= view.end
+        ):
+            # The restart ends the band: say so, where it happens.
+            back = f"{fault.host} back"
+            line = ax.axvline(fault.end, color=color, linewidth=1.2, zorder=1)
+            line.set_gid("restart")
+            notes.append((fault.end, back, "fault"))
+        where = "lanes" if hatched else ""
+        bands.append(Band(text, left, right if not instant else left, instant, back, on=where))
     for i, mark in enumerate(marks):
         line = ax.axvline(
             mark.time,
@@ -457,40 +809,49 @@ def _draw_faults_and_marks(view: _View, fault_list: list[FaultSpan], marks: Iter
         line.set_gid("mark")
         notes.append((mark.time, _shorten(mark.text, 32), "mark"))
     notes.sort(key=lambda note: note[0])
-    levels = _stack(notes, ax, view.left, view.right)
-    for (x, text, what), level in zip(notes, levels, strict=True):
+    placed = _stack(notes, ax, view.left, view.right)
+    for (x, text, what), (level, right_aligned) in zip(notes, placed, strict=True):
         note = ax.annotate(
             text,
             (x, -0.5),
-            xytext=(2, 3 + 12 * level),
+            xytext=(-2 if right_aligned else 2, 3 + 12 * level),
             textcoords="offset points",
-            ha="left",
+            ha="right" if right_aligned else "left",
             va="bottom",
             fontsize=FONT_SIZES["note"],
             color=COLORS[what],
             zorder=5,
         )
-        note.set_gid(f"{what}-label")
-    return max(levels) + 1 if levels else 0
+        gid = "restart-label" if text.endswith(" back") and what == "fault" else f"{what}-label"
+        note.set_gid(gid)
+    levels = [level for level, _ in placed]
+    return (max(levels) + 1 if levels else 0), bands
 
 
-def _stack(notes: list[tuple[float, str, str]], ax: Axes, left: float, right: float) -> list[int]:
-    """Give each label a level so that labels on the same level do not overlap."""
+def _stack(
+    notes: list[tuple[float, str, str]], ax: Axes, left: float, right: float
+) -> list[tuple[int, bool]]:
+    """Give each label a level so that labels on the same level do not overlap, and say
+    whether it ends at its x (near the right edge, so as to stay inside the axes)."""
     points = _points_per_unit(ax, right - left, vertical=False)
     char = FONT_SIZES["note"] * 0.6  # average width of a character, in points
+    width = (right - left) * points
     ends: list[float] = []  # per level, where its last label ends (in points)
-    levels = []
+    placed = []
     for x, text, _color in notes:
         here = (x - left) * points
+        size = len(text) * char
+        right_aligned = here + size > width and here - size >= 0
+        begin, finish = (here - size, here) if right_aligned else (here, here + size)
         for level, taken in enumerate(ends):
-            if here > taken + 6:
-                ends[level] = here + len(text) * char
-                levels.append(level)
+            if begin > taken + 6:
+                ends[level] = finish
+                placed.append((level, right_aligned))
                 break
         else:
-            ends.append(here + len(text) * char)
-            levels.append(len(ends) - 1)
-    return levels
+            ends.append(finish)
+            placed.append((len(ends) - 1, right_aligned))
+    return placed
 
 
 # The sequence diagram
@@ -645,7 +1006,10 @@ def sequence(
     _draw_cuts(ax, time)
     for arrow in arrows:
         _draw_arrow(ax, time, arrow)
-    _draw_notes(ax, time, notes)
+    lowest = _draw_notes(ax, time, notes)
+    if lowest > time.bottom:
+        # Notes pushed down below the last moment: the axis grows to hold them.
+        ax.set_ylim(lowest + time.latency / 4, time.top)
 
     # Axes: hosts on top, true times on the left.
     ax.xaxis.tick_top()
@@ -702,11 +1066,46 @@ def sequence(
         handles.append(Patch(color=COLORS["fault"], alpha=FAULT_ALPHA, label="fault"))
     if title is None:
         title = f"{conn}: {hosts['client'] or '?'} → {hosts['server'] or '?'}"
-    return decorate(
+    decorate(
         ax,
         title=title,
         ylabel="virtual time (s)",
         legend={"handles": handles, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)},
+    )
+    ends = {e.side: e for e in endpoints(events)}
+    return record(
+        ax,
+        Drawing(
+            kind="sequence",
+            title=title,
+            xlim=(0, 0),
+            ylim=(0, 0),
+            run_until=trace.ran_until,
+            cut=", ".join(f"{hidden:.4g} s hidden" for _, _, hidden in time.cuts),
+            lanes=tuple(
+                Lane(
+                    label=hosts[side],
+                    conn=conn,
+                    side=side,
+                    host=e.host,
+                    start=e.started_at,
+                    end=max((s.end for s in conn_spans if s.side == side), default=e.started_at),
+                    closed_at=_learned_at(e),
+                    kernel_closed_at=None,
+                    outcome=e.outcome,
+                    open_end=e.closed_at is None,
+                    states=tuple(
+                        (s.state.name, s.start, s.end) for s in conn_spans if s.side == side
+                    ),
+                )
+                for side, e in ends.items()
+            ),
+            bands=tuple(
+                Band(fault_label(f), f.start, f.end, f.instant or f.end <= f.start)
+                for f in conn_faults
+            ),
+            notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
+        ),
     )
 
 
@@ -829,7 +1228,7 @@ def _draw_fault_band(
     text = ax.text(
         -0.73,
         y0,
-        _fault_label(fault),
+        fault_label(fault),
         ha="left",
         va="bottom",
         fontsize=FONT_SIZES["note"],
@@ -929,8 +1328,9 @@ def _draw_arrow(ax: Axes, time: _TimeAxis, arrow: _Arrow) -> None:
     label.set_gid("arrow-label")
 
 
-def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> None:
-    """Notes beside each lifeline, pushed down when they would overlap."""
+def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> float:
+    """Notes beside each lifeline, pushed down when they would overlap; return where the
+    lowest one ends."""
     line_height = (
         FONT_SIZES["note"] * 1.25 / _points_per_unit(ax, time.bottom - time.top, vertical=True)
     )
@@ -962,3 +1362,4 @@ def _draw_notes(ax: Axes, time: _TimeAxis, notes: list[_Note]) -> None:
             linespacing=1.1,
         )
         text.set_gid("note")
+    return max(next_free.values())

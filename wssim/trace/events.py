@@ -400,10 +400,18 @@ def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:
 
 
 class Trace(Sequence[Event]):
-    """An ordered, immutable list of events, with filters and a text table."""
+    """An ordered, immutable list of events, with filters and a text table.
 
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    Args:
+        events: the events, in time order.
+        ran_until: the virtual time the run had reached when the trace was taken (a run
+            to ``until=3610`` whose last event was at 10 s ran until 3610); see
+            :attr:`ran_until`.
+    """
+
+    def __init__(self, events: Iterable[Event] = (), *, ran_until: float | None = None) -> None:
         self._events = tuple(events)
+        self._ran_until = ran_until
 
     @overload
     def __getitem__(self, index: int) -> Event: ...
@@ -411,7 +419,7 @@ class Trace(Sequence[Event]):
     def __getitem__(self, index: slice) -> Trace: ...
     def __getitem__(self, index: int | slice) -> Event | Trace:
         if isinstance(index, slice):
-            return Trace(self._events[index])
+            return Trace(self._events[index], ran_until=self._ran_until)
         return self._events[index]
 
     def __len__(self) -> int:
@@ -465,15 +473,18 @@ class Trace(Sequence[Event]):
         if contains is not None and not isinstance(contains, str):
             raise ValueError(f"contains must be a string, got {contains!r}")
         return Trace(
-            e
-            for e in self._events
-            if (kinds is None or e.kind in kinds)
-            and (conns is None or e.conn in conns)
-            and (hosts is None or e.host in hosts or e.peer in hosts)
-            and (side is None or e.side == side)
-            and (since is None or e.time >= since)
-            and (until is None or e.time <= until)
-            and (contains is None or contains in e.text)
+            (
+                e
+                for e in self._events
+                if (kinds is None or e.kind in kinds)
+                and (conns is None or e.conn in conns)
+                and (hosts is None or e.host in hosts or e.peer in hosts)
+                and (side is None or e.side == side)
+                and (since is None or e.time >= since)
+                and (until is None or e.time <= until)
+                and (contains is None or contains in e.text)
+            ),
+            ran_until=self._ran_until,
         )
 
     def first(self, **criteria: Any) -> Event | None:
@@ -495,6 +506,18 @@ class Trace(Sequence[Event]):
     def end(self) -> float:
         """Time of the last event (0.0 for an empty trace)."""
         return self._events[-1].time if self._events else 0.0
+
+    @property
+    def ran_until(self) -> float:
+        """How far the run went: the virtual time it had reached when the trace was taken.
+
+        Never before :attr:`end`. A quiet run (a half-open connection for an hour) ends long
+        after its last event, and a figure of it must say so. A trace built from events
+        alone, or filtered from one that was, ran until its last event. Traces compare by
+        their events only.
+        """
+        last = self.end
+        return last if self._ran_until is None else max(self._ran_until, last)
 
     def records(self) -> list[dict[str, Any]]:
         """Events as plain dicts, ready for ``pandas.DataFrame(trace.records())``.

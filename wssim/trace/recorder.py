@@ -76,10 +76,13 @@ class Recorder(logging.Filter):
 
     # Output
 
-    def trace(self) -> Trace:
-        """All events so far, ordered by time, then connection, then occurrence."""
+    def trace(self, *, ran_until: float | None = None) -> Trace:
+        """All events so far, ordered by time, then connection, then occurrence.
+
+        ``ran_until`` is how far the run went (see :attr:`Trace.ran_until`).
+        """
         # (time, connection, sequence) are unique: the events themselves are never compared.
-        return Trace(entry[3] for entry in sorted(self._events))
+        return Trace((entry[3] for entry in sorted(self._events)), ran_until=ran_until)
 
     def add(self, event: Event, conn_index: int = 0) -> None:
         if not self.recording:
