@@ -7,6 +7,7 @@ Draws what :mod:`wssim.lab.storm` returns, and attempts per second measured on a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -23,6 +24,19 @@ __all__ = ["attempts", "attempts_over_time", "connected"]
 
 _BEHIND_TEXT = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6}
 """A box that keeps a label legible over the curves it is written on."""
+
+
+LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
+"""Where the storm figures put a legend of several strategies: beside the axes."""
+
+
+def _finish(
+    ax: Axes, drawing: Drawing, *, xlabel: str, ylabel: str, legend: bool | Mapping[str, Any]
+) -> Axes:
+    """Grid, labels and legend as every storm figure has them; then say what was drawn."""
+    ax.grid(True, color=COLORS["grid"], lw=0.6)
+    decorate(ax, title=drawing.title, xlabel=xlabel, ylabel=ylabel, legend=legend)
+    return record(ax, drawing)
 
 
 def _color(result: StormResult, index: int) -> str:
@@ -190,15 +204,7 @@ def attempts(
     if ymax is not None:
         cut = f"y axis cut at {ymax:g}: higher peaks are written at the top"
         ylabel = f"attempts per second\n(cut at {ymax:g})"
-    ax.grid(True, color=COLORS["grid"], lw=0.6)
-    decorate(
-        ax,
-        title=title,
-        xlabel="seconds after the crash",
-        ylabel=ylabel,
-        legend=len(results) > 1,
-    )
-    return record(
+    return _finish(
         ax,
         Drawing(
             kind="storm_attempts",
@@ -211,6 +217,9 @@ def attempts(
             series=tuple(drawn_series),
             notes=tuple(written),
         ),
+        xlabel="seconds after the crash",
+        ylabel=ylabel,
+        legend=len(results) > 1,
     )
 
 
@@ -248,15 +257,7 @@ def connected(
     if until is not None:
         ax.set_xlim(0, until)
     ax.set_ylim(0, max((r.clients for r in results), default=1) * 1.05)
-    ax.grid(True, color=COLORS["grid"], lw=0.6)
-    decorate(
-        ax,
-        title=title,
-        xlabel="seconds after the crash",
-        ylabel="clients connected",
-        legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)},
-    )
-    return record(
+    return _finish(
         ax,
         Drawing(
             kind="storm_connected",
@@ -266,6 +267,9 @@ def connected(
             bands=tuple(bands),
             series=tuple(drawn_series),
         ),
+        xlabel="seconds after the crash",
+        ylabel="clients connected",
+        legend=LEGEND_OUTSIDE,
     )
 
 
@@ -341,15 +345,7 @@ def attempts_over_time(
             color=COLORS["fault"],
         )
     lines = [] if rate is None else [_rate_line(ax, rate)]
-    ax.grid(True, color=COLORS["grid"], lw=0.6)
-    decorate(
-        ax,
-        title=title,
-        xlabel="virtual time (s)",
-        ylabel="attempts per second",
-        legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)},
-    )
-    return record(
+    return _finish(
         ax,
         Drawing(
             kind="attempts_over_time",
@@ -361,4 +357,7 @@ def attempts_over_time(
             lines=tuple(lines),
             series=tuple(drawn_series),
         ),
+        xlabel="virtual time (s)",
+        ylabel="attempts per second",
+        legend=LEGEND_OUTSIDE,
     )
