@@ -52,9 +52,10 @@ def test_idle_proxy_reset_tells_both_sides_at_once() -> None:
 
 def test_idle_nat_drop_leaves_a_half_open_connection() -> None:
     d = causes.idle_timeout(timeout=60, action="drop", push_at=90)
-    # The server's push vanishes; its TCP gives up after 924.6 s; the client never knows.
+    # The server's push vanishes; its TCP gives up at the first timer 924.6 s past its first
+    # retransmission (90.44): 944.84 s later. The client never knows.
     assert d.server.sees == "ConnectionClosedError 1006"
-    assert d.server.at == 1014.6
+    assert d.server.at == 1035.28
     assert d.client.saw == "nothing"
     assert [(m.text, m.sent_at, m.received_at) for m in d.messages] == [("news", 90.0, None)]
 
@@ -71,10 +72,11 @@ def test_flaky_link_delays_messages_and_loses_none() -> None:
     assert (d.client.saw, d.server.saw) == ("nothing", "nothing")
     delays = [m.delay for m in d.messages]
     assert len(delays) == 12
-    # Sent at 10 s in an 8 s outage: TCP's retransmission timer has doubled to 6.4 s, so
-    # the retransmission after the heal at 18 s comes at 22.6 s.
-    assert delays[:5] == [0.01, 12.61, 7.61, 2.61, 0.01]
-    assert max(d for d in delays if d is not None) == 12.61
+    # Sent at 10 s in an 8 s outage: a tail-loss probe at 10.22 s, then retransmissions
+    # with the RTO (0.22 s) doubling: 10.44, 10.88, 11.76, 13.52, 17.04, then 24.08 s, the
+    # first after the heal at 18 s.
+    assert delays[:5] == [0.01, 14.09, 9.09, 4.09, 0.01]
+    assert max(d for d in delays if d is not None) == 14.09
 
 
 # Browser crash

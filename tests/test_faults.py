@@ -69,27 +69,29 @@ def test_a_partition_healed_in_time_loses_nothing_and_both_stay_open() -> None:
         sim.host("client").spawn(chat())
         sim.inject(faults.Partition("client", "server"), at=1, duration=4)
         trace = sim.run(until=60)
-    # Sent at 2.0 into the cut; retransmitted at 2.2, 2.6, 3.4 in vain, then at 5.0
-    # (RTO 0.2 s doubling), just after the heal: arrives at 5.01, echoed back at 5.02.
-    assert chat.replies == [(5.02, "m0")]
-    assert tcp(trace, contains="retransmission") == [(5.0, "client", "retransmission (10 bytes)")]
+    # Sent at 2.0 into the cut; RTO 0.22 s (round trip + 200 ms): a tail-loss probe at 2.22,
+    # retransmissions at 2.44, 2.88, 3.76 in vain, then at 5.52 (RTO doubling), after the
+    # heal: arrives at 5.53, echoed back at 5.54.
+    assert chat.replies == [(5.54, "m0")]
+    assert tcp(trace, contains="retransmission") == [(5.52, "client", "retransmission (10 bytes)")]
     assert closed(trace) == []
     assert [(f.name, f.start, f.end, f.ended) for f in lifecycle.faults(trace)] == [
         ("partition", 1.0, 5.0, True)
     ]
 
 
-def test_a_sender_gives_up_after_its_tcp_user_timeout() -> None:
+def test_a_sender_gives_up_after_tcp_retries2() -> None:
     chat = Chat([2.0], **NO_PINGS)
     with world() as sim:
         sim.host("server").spawn(echo_server(ping_interval=None))
         sim.host("client").spawn(chat())
         sim.inject(faults.Partition("client", "server"), at=1)
         trace = sim.run(until=2000)
+    # First retransmission at 2.44; the first timer past 924.6 s after it fires 944.84 s later.
     assert tcp(trace, contains="gave up") == [
-        (926.6, "client", "gave up retransmitting after 924.6 s: connection timed out")
+        (947.28, "client", "gave up retransmitting after 945.28 s: connection timed out")
     ]
-    assert closed(trace) == [(926.6, "client", 1006)]
+    assert closed(trace) == [(947.28, "client", 1006)]
     assert isinstance(chat.error, ConnectionClosed)
     assert isinstance(chat.error.__cause__, TimeoutError)
 
@@ -419,9 +421,9 @@ def test_an_idle_timeout_drops_an_idle_flow_silently() -> None:
         sim.inject(faults.IdleTimeout("client", "server", timeout=60))
         trace = sim.run(until=2000)
     # Last segment sent at 1.01 (the echo); forgotten at 61.01; the message at 100 vanishes and TCP
-    # retransmits in vain until it gives up 924.6 s later. The server never knows.
+    # retransmits in vain until it gives up 945.28 s later. The server never knows.
     assert tcp(trace, contains="idle_timeout")[0][0] == 61.01
-    assert closed(trace) == [(1024.6, "client", 1006)]
+    assert closed(trace) == [(1045.28, "client", 1006)]
 
 
 def test_an_idle_timeout_can_reset_both_ends() -> None:

@@ -442,22 +442,36 @@ class World:
     ) -> None:
         """Let a frozen host run again: what waited runs now, in the order it came.
 
-        First the data its kernel received (unless ``read`` is false: a process that dies
-        frozen never reads it), then the calls its process missed (accepts, connections
-        lost), then its tasks' own steps.
+        First its tasks' own steps, those its overdue timers woke among them, then the data
+        its kernel received and the calls its process missed (accepts, connections lost).
+        That is CPython's order after SIGCONT: the interrupted ``epoll_wait`` returns no
+        events, so the loop runs the due timers first and finds the sockets readable on its
+        next pass. With ``read`` false (a process that dies frozen) nothing is read.
         """
         if not host.frozen:
             return
         if not quietly:
             (cause or Freeze(host.name)).record(self, Phase.END)
         host.frozen = False
-        if read:
-            for transport in self.network.transports_of(host):
-                transport._flush_unread()
+        if not read:
+            self._run_deferred(host)
+            self.loop.thaw(host)
+            return
+        self.loop.thaw(host)
+        self.loop.call_soon(self._read_after_thaw, host, host.boot, context=self.network.quiet)
+
+    def _read_after_thaw(self, host: Host, boot: int) -> None:
+        if host.frozen or host.boot != boot:
+            return  # frozen again, or dead: what waits stays unread
+        for transport in self.network.transports_of(host):
+            transport._flush_unread()
+        self._run_deferred(host)
+
+    @staticmethod
+    def _run_deferred(host: Host) -> None:
         deferred, host.deferred = host.deferred, []
         for fn, args in deferred:
             host.run_here(fn, *args)
-        self.loop.thaw(host)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:

@@ -50,7 +50,9 @@ __all__ = [
 ]
 
 GIVE_UP = 924.6
-"""Seconds of retransmission before Linux's TCP gives up (tcp_retries2 = 15)."""
+"""Seconds Linux's TCP allows after its first retransmission (``tcp_retries2 = 15``); it
+gives up at the first retransmission timer past that, about 945 s after the send on a
+20 ms round trip (:func:`wssim.net.tcp.give_up_after`)."""
 
 
 # Network issues

@@ -27,7 +27,14 @@ from wssim.core.hosts import Host, HostState, current_host, running_on
 from wssim.net.delivery import DeliveryHeap
 from wssim.net.link import Link, Segment
 from wssim.net.path import PathEffect
-from wssim.net.tcp import SYN_RETRY_DELAYS, ConnectionEnd, NetworkObserver, Pipe, TcpConnection
+from wssim.net.tcp import (
+    PROBES,
+    SYN_RETRY_DELAYS,
+    ConnectionEnd,
+    NetworkObserver,
+    Pipe,
+    TcpConnection,
+)
 from wssim.net.transport import SimServer, SimTransport
 from wssim.trace.events import FaultInfo, Tcp
 
@@ -173,11 +180,16 @@ class Network:
 
     def _arrive(self, pipe: Pipe, segment: Segment) -> None:
         src, dst = pipe.src, pipe.dst
+        kind = segment.kind
         if pipe.stuck or not pipe.open:
             # Cut while in flight, or behind a segment that was: wait for retransmission.
             pipe.in_flight -= len(segment.data)
-            if src.alive and segment.kind != "RST":
+            if src.alive and kind != "RST" and kind not in PROBES:
                 pipe.lost_in_flight(segment)
+            return
+        dst.heard(self.loop.time())
+        if kind in PROBES:
+            self._probe_arrived(pipe, segment)
             return
         if dst.host.frozen and dst.transport is None and segment.kind in ("DATA", "FIN"):
             # The connection waits for a frozen process to accept it: what follows waits
@@ -207,6 +219,20 @@ class Network:
             dst.fin_received = True
         transport._deliver(segment)
 
+    def _probe_arrived(self, pipe: Pipe, segment: Segment) -> None:
+        dst = pipe.dst
+        if segment.kind == "PROBE-ACK":
+            pipe.conn.pipe_from(dst).probe_answered()
+            return
+        # A keepalive or zero-window probe: the peer's kernel answers it with an ACK if
+        # the socket is still there, with an RST if its process is gone.
+        if not dst.alive and (dst.rebooted or not pipe.conn.pipe_from(dst).stuck):
+            # Nothing of the connection is left on that host (its kernel would still
+            # answer for an orphaned socket retransmitting its FIN).
+            self.send_reset(dst)
+            return
+        self.schedule(pipe.conn.pipe_from(dst), Segment("PROBE-ACK"))
+
     def construct(
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], endpoint: ConnectionEnd
     ) -> asyncio.BaseProtocol:
@@ -222,6 +248,7 @@ class Network:
     def send_reset(self, endpoint: ConnectionEnd) -> None:
         """Send an RST from ``endpoint``: whatever was waiting to be sent is discarded."""
         endpoint.closed = True
+        endpoint.stop_timers()
         pipe = endpoint.conn.pipe_from(endpoint)
         pipe.drop()
         if pipe.open:
@@ -242,14 +269,20 @@ class Network:
         if endpoint.closed or not endpoint.alive:
             return
         endpoint.closed = True
+        endpoint.stop_timers()
         endpoint.conn.pipe_from(endpoint).drop()
         self.observer.tcp(
             endpoint.conn, endpoint.side, endpoint.host.name, "connection reset by peer", Tcp.RESET
         )
         if endpoint.transport is not None:
-            endpoint.transport._lose(
-                ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-            )
+            exc: OSError
+            if endpoint.fin_received:
+                # The peer's FIN came first (the socket is in CLOSE_WAIT): Linux reports
+                # EPIPE, not ECONNRESET (tcp_reset in net/ipv4/tcp_input.c).
+                exc = BrokenPipeError(errno.EPIPE, "Broken pipe")
+            else:
+                exc = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+            endpoint.transport._lose(exc)
 
     def reset_both_ends(self, conn: TcpConnection, why: str, cause: FaultInfo) -> None:
         """Something on the path (``cause``) resets ``conn``: both ends receive an RST now."""

@@ -3,11 +3,21 @@
 A pipe sends segments in order, each after the link's latency. What the course needs from
 TCP and nothing more:
 
-- data is retransmitted while the path is cut (RTO from 200 ms, doubling up to 120 s) and
-  delivered once it heals, unless the sender gives up first: after 924.6 s, the time Linux
-  takes to exhaust ``tcp_retries2 = 15`` retransmissions;
+- data is retransmitted while the path is cut, as Linux does it: a tail-loss probe one
+  RTO after the send (RFC 8985), then retransmissions with the RTO doubling up to 120 s
+  (RFC 6298), where the RTO is the round trip plus Linux's 200 ms minimum. The sender gives
+  up at the first retransmission timer that finds 924.6 s gone since the first
+  retransmission (the time Linux allows for ``tcp_retries2 = 15``), or
+  ``TCP_USER_TIMEOUT`` after it when that option is set;
 - the receive window: bytes in flight plus bytes not read yet never exceed the receiver's
-  buffer; past that, bytes wait on the sender's side, and its write buffer grows.
+  buffer; past that, bytes wait on the sender's side, and its write buffer grows. A
+  closed window is probed (zero-window probes, backed off like retransmissions): a peer
+  that answers keeps the sender waiting for ever, as RFC 1122 4.2.2.17 requires; 15
+  unanswered probes (or ``TCP_USER_TIMEOUT``) time the connection out;
+- TCP keepalive, when the application turns it on with ``SO_KEEPALIVE``
+  (:mod:`wssim.net.sockopt`): after ``TCP_KEEPIDLE`` seconds without a segment from the
+  peer, a probe every ``TCP_KEEPINTVL`` seconds; ``TCP_KEEPCNT`` unanswered probes time
+  the connection out. Probes are segments on the path: a NAT sees them as traffic.
 
 The handshake, and what an arriving segment does to an end, are the fabric's
 (:mod:`wssim.net.fabric`); closing is the transport's (:mod:`wssim.net.transport`). What
@@ -21,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -28,15 +39,17 @@ from typing import Any, Protocol
 
 from wssim.core.hosts import Host, HostState
 from wssim.net.link import Link, Segment
+from wssim.net.sockopt import SocketOptions
 from wssim.trace.events import FaultInfo, Tcp
 
 __all__ = [
+    "GIVE_UP_AFTER",
     "RECEIVE_BUFFER",
     "RTO_MAX",
     "RTO_MIN",
     "SEND_BUFFER",
     "SYN_RETRY_DELAYS",
-    "TCP_USER_TIMEOUT",
+    "TCP_RETRIES2",
     "ConnectionEnd",
     "EndTransport",
     "Fabric",
@@ -44,6 +57,7 @@ __all__ = [
     "NetworkObserver",
     "Pipe",
     "TcpConnection",
+    "give_up_after",
 ]
 
 # Looked up per segment: an enum member costs ten times a global to look up.
@@ -52,9 +66,30 @@ _UP = HostState.UP
 SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """Waits after each SYN before the next one (the last one: before giving up)."""
 RTO_MIN = 0.2
+"""Linux's ``TCP_RTO_MIN``: the retransmission timeout is the round trip plus this."""
 RTO_MAX = 120.0
-TCP_USER_TIMEOUT = 924.6
-"""Seconds of unacknowledged data before Linux gives up (``tcp_retries2 = 15``)."""
+"""Linux's ``TCP_RTO_MAX``: backed-off timers never wait longer."""
+TCP_RETRIES2 = 15
+"""Linux's ``net.ipv4.tcp_retries2``: how long a sender retransmits before giving up,
+counted as the time 15 backed-off retransmissions would take (tcp(7))."""
+
+
+def give_up_after(retries: int = TCP_RETRIES2) -> float:
+    """Seconds after its first retransmission that Linux gives up on unacknowledged data.
+
+    Linux turns ``tcp_retries2`` into a time (``tcp_model_timeout`` in
+    net/ipv4/tcp_timer.c): what ``retries`` retransmissions would take with the RTO
+    starting at 200 ms and doubling up to 120 s. It checks that time only when a
+    retransmission timer fires, so it gives up at the first timer past it.
+    """
+    thresh = int(math.log2(RTO_MAX / RTO_MIN))  # ilog2(120 s / 200 ms) = 9
+    if retries <= thresh:
+        return ((2 << retries) - 1) * RTO_MIN
+    return round(((2 << thresh) - 1) * RTO_MIN + (retries - thresh) * RTO_MAX, 9)
+
+
+GIVE_UP_AFTER = give_up_after()
+"""924.6 s: Linux's ``tcp_retries2 = 15`` as a time (see :func:`give_up_after`)."""
 SEND_BUFFER = 65536
 """Bytes the kernel absorbs before the application's write buffer starts to grow."""
 RECEIVE_BUFFER = 131072
@@ -153,6 +188,10 @@ class Listener(Protocol):
 
 # What the trace calls each kind of segment a pipe sends (DATA is decoded, ACK left out).
 _SEGMENTS = {"SYN-ACK": Tcp.SYN_ACK, "FIN": Tcp.FIN, "RST": Tcp.RST}
+# Segments that carry no data and are never retransmitted: a probe (keepalive or zero
+# window) lost on the way is simply unanswered.
+PROBES = ("PROBE", "PROBE-ACK")
+_TIMED_OUT = "Connection timed out"
 
 
 class ConnectionEnd:
@@ -167,6 +206,11 @@ class ConnectionEnd:
         self.transport: EndTransport | None = None
         self.closed = False  # the socket is closed: arriving data is answered with RST
         self.fin_received = False
+        self.options = SocketOptions()
+        # When a segment last arrived from the peer: keepalive counts silence from there.
+        self.last_heard = 0.0
+        self.keepalive_timer: asyncio.TimerHandle | None = None
+        self.keepalive_unanswered = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -180,6 +224,90 @@ class ConnectionEnd:
     def alive(self) -> bool:
         """The process owning this socket still runs."""
         return self.host.boot == self.boot and self.host.state is _UP
+
+    @property
+    def rebooted(self) -> bool:
+        """The host restarted since this socket was made: its kernel forgot the socket."""
+        return self.host.boot != self.boot
+
+    def set_options(self, options: SocketOptions, changed: str) -> None:
+        """The application changed a socket option (:class:`~wssim.net.sockopt.SimSocket`)."""
+        self.options = options
+        if changed.startswith("keepalive"):
+            self._rearm_keepalive()
+
+    # TCP keepalive (net/ipv4/tcp_timer.c, tcp_keepalive_timer)
+
+    def _rearm_keepalive(self) -> None:
+        if self.keepalive_timer is not None:
+            self.keepalive_timer.cancel()
+            self.keepalive_timer = None
+        if not self.options.keepalive or self.closed:
+            return
+        net = self.conn.network
+        now = net.loop.time()
+        # Linux, on turning keepalive on or changing TCP_KEEPIDLE: the first probe is due
+        # TCP_KEEPIDLE after the last segment heard (at once if that time has passed).
+        due = max(now, self.last_heard + self.options.keepalive_idle)
+        self.keepalive_timer = net.loop.call_at(due, self._keepalive, context=net.quiet)
+
+    def heard(self, now: float) -> None:
+        """A segment arrived from the peer: it is alive."""
+        self.last_heard = now
+        self.keepalive_unanswered = 0
+
+    def _keepalive(self) -> None:
+        self.keepalive_timer = None
+        if self.closed or not self.alive or not self.options.keepalive:
+            return
+        net = self.conn.network
+        now = net.loop.time()
+        options = self.options
+        pipe = self.conn.pipe_from(self)
+        if pipe.stuck or pipe.waiting:
+            # Data waits for an acknowledgement: retransmissions or window probes watch
+            # the peer instead ("it is alive without keepalive").
+            due = now + options.keepalive_idle
+        else:
+            idle = now - self.last_heard
+            if idle < options.keepalive_idle - 1e-9:
+                due = self.last_heard + options.keepalive_idle
+            else:
+                user_timeout = options.user_timeout
+                timed_out = (
+                    self.keepalive_unanswered > 0 and idle >= user_timeout - 1e-9
+                    if user_timeout is not None
+                    else self.keepalive_unanswered >= options.keepalive_probes
+                )
+                if timed_out:
+                    self._keepalive_timed_out(idle)
+                    return
+                self.keepalive_unanswered += 1
+                pipe.probe("keepalive probe", Tcp.KEEPALIVE)
+                due = now + options.keepalive_interval
+        self.keepalive_timer = net.loop.call_at(due, self._keepalive, context=net.quiet)
+
+    def _keepalive_timed_out(self, idle: float) -> None:
+        net = self.conn.network
+        net.observer.tcp(
+            self.conn,
+            self.side,
+            self.host.name,
+            f"keepalive: {self.keepalive_unanswered} probes unanswered after {idle:g} s of "
+            f"silence: connection timed out",
+            Tcp.TIMED_OUT,
+        )
+        # Linux resets the connection as it gives up (tcp_send_active_reset), then
+        # reports ETIMEDOUT to the application.
+        net.send_reset(self)
+        if self.transport is not None:
+            self.transport._lose(TimeoutError(errno.ETIMEDOUT, _TIMED_OUT))
+
+    def stop_timers(self) -> None:
+        """The socket is gone: its keepalive stops."""
+        if self.keepalive_timer is not None:
+            self.keepalive_timer.cancel()
+            self.keepalive_timer = None
 
 
 class Pipe:
@@ -198,9 +326,16 @@ class Pipe:
         # `waiting` below: an empty deque weighs 624 bytes, and most pipes never need one.
         self.stuck: deque[Segment] | None = None
         self.stuck_bytes = 0
-        self.stuck_since = 0.0
+        self.stuck_since = 0.0  # when the oldest unacknowledged segment was sent
         self.rto = RTO_MIN
         self.retransmit_timer: asyncio.TimerHandle | None = None
+        self.tail_probe_due = False  # the next timer sends the tail-loss probe
+        self.first_retransmission: float | None = None  # Linux's retrans_stamp
+        # Zero-window probes (tcp_probe_timer): made when the window first closes.
+        self.window_timer: asyncio.TimerHandle | None = None
+        self.window_backoff = 0
+        self.window_unanswered = 0
+        self.window_probing_since: float | None = None
         self._rng: random.Random | None = None
         self.wire_free_at = 0.0  # with a bandwidth limit: when the wire is free again
         self.unsent_bytes = 0  # with a bandwidth limit: bytes waiting for the wire
@@ -277,9 +412,24 @@ class Pipe:
         if self.src.transport is not None:
             self.src.transport._update_flow_control()
 
+    def base_rto(self) -> float:
+        """The retransmission timeout before any backoff: the round trip plus 200 ms.
+
+        Linux sets the RTO to SRTT + RTTVAR with RTTVAR never below 200 ms (RFC 6298
+        section 2 with Linux's ``TCP_RTO_MIN``; ``__tcp_set_rto``); on a steady path that
+        is the round trip plus 200 ms. Jitter counts as its worst case.
+        """
+        link = self.network.link(self.src.host.name, self.dst.host.name)
+        return min(RTO_MIN + 2 * link.latency + link.jitter, RTO_MAX)
+
     def _start_retransmitting(self, now: float) -> None:
         self.stuck_since = now
-        self.rto = RTO_MIN
+        self.rto = self.base_rto()
+        self.first_retransmission = None
+        # RFC 8985: with one segment unacknowledged, Linux's probe timeout is
+        # 2 x SRTT + 200 ms, capped at the RTO, so the tail-loss probe goes one RTO after
+        # the send (tcp_schedule_loss_probe), and the RTO timer restarts from the probe.
+        self.tail_probe_due = True
         self.retransmit_timer = self.network.loop.call_at(
             now + self.rto, self._retransmit, context=self.network.quiet
         )
@@ -294,42 +444,139 @@ class Pipe:
         net = self.network
         now = net.loop.time()
         self.retransmit_timer = None
+        if self.src.rebooted:
+            self.drop()  # the kernel that was retransmitting is gone
+            return
+        if self.tail_probe_due:
+            self.tail_probe_due = False
+            if not self.open:
+                self.retransmit_timer = net.loop.call_at(
+                    now + self.rto, self._retransmit, context=net.quiet
+                )
+                return
+        elif self.first_retransmission is not None and self._gave_up(now):
+            self._time_out(now)
+            return
         if self.open:
-            segments, self.stuck = list(self.stuck or ()), None
-            self.stuck_bytes = 0
-            size = sum(len(s.data) for s in segments)
-            arrives = 0.0
-            for segment in segments:
-                arrives = net.schedule(self, segment)
-            net.observer.tcp(
-                self.conn,
-                self.src.side,
-                self.src.host.name,
-                f"retransmission ({size} bytes)",
-                Tcp.RETRANSMISSION,
-                peer=self.dst.host.name,
-                arrives=arrives,
-            )
-            if self.src.transport is not None:
-                self.src.transport._update_flow_control()
+            self._resend(now)
             return
-        if now - self.stuck_since >= TCP_USER_TIMEOUT - 1e-9:
-            self.stuck = None
-            self.stuck_bytes = 0
-            net.observer.tcp(
-                self.conn,
-                self.src.side,
-                self.src.host.name,
-                f"gave up retransmitting after {now - self.stuck_since:g} s: connection timed out",
-                Tcp.TIMED_OUT,
-            )
-            self.src.closed = True
-            if self.src.transport is not None:
-                self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, "Connection timed out"))
-            return
+        if self.first_retransmission is None:
+            # Linux counts its give-up time from the first RTO retransmission
+            # (retrans_stamp), not from the send or the tail-loss probe.
+            self.first_retransmission = now
         self.rto = min(self.rto * 2, RTO_MAX)
-        delay = min(self.rto, self.stuck_since + TCP_USER_TIMEOUT - now)
+        delay = self.rto
+        user_timeout = self.src.options.user_timeout
+        if user_timeout is not None:
+            # tcp_clamp_rto_to_user_timeout: the timer fires when the user timeout ends.
+            left = self.first_retransmission + user_timeout - now
+            delay = max(min(delay, left), 0.001)
         self.retransmit_timer = net.loop.call_at(now + delay, self._retransmit, context=net.quiet)
+
+    def _gave_up(self, now: float) -> bool:
+        assert self.first_retransmission is not None
+        user_timeout = self.src.options.user_timeout
+        limit = user_timeout if user_timeout is not None else GIVE_UP_AFTER
+        return now - self.first_retransmission >= limit - 1e-9
+
+    def _resend(self, now: float) -> None:
+        net = self.network
+        segments, self.stuck = list(self.stuck or ()), None
+        self.stuck_bytes = 0
+        self.first_retransmission = None
+        size = sum(len(s.data) for s in segments)
+        arrives = 0.0
+        for segment in segments:
+            arrives = net.schedule(self, segment)
+        net.observer.tcp(
+            self.conn,
+            self.src.side,
+            self.src.host.name,
+            f"retransmission ({size} bytes)",
+            Tcp.RETRANSMISSION,
+            peer=self.dst.host.name,
+            arrives=arrives,
+        )
+        if self.src.transport is not None:
+            self.src.transport._update_flow_control()
+
+    def _time_out(self, now: float, why: str = "") -> None:
+        """Give up: the connection timed out (ETIMEDOUT), as ``tcp_write_err`` does."""
+        net = self.network
+        self.stuck = None
+        self.stuck_bytes = 0
+        text = why or f"gave up retransmitting after {now - self.stuck_since:g} s"
+        net.observer.tcp(
+            self.conn,
+            self.src.side,
+            self.src.host.name,
+            f"{text}: connection timed out",
+            Tcp.TIMED_OUT,
+        )
+        self.drop()
+        self.src.closed = True
+        self.src.stop_timers()
+        if self.src.transport is not None:
+            self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, _TIMED_OUT))
+
+    # Probes: segments without data that the peer's TCP answers if it is there.
+
+    def probe(self, text: str, what: Tcp) -> None:
+        """Send a probe (keepalive or zero window); the peer answers it if it can."""
+        net = self.network
+        arrives: float | None = None
+        if self.open and not self.stuck:
+            arrives = net.schedule(self, Segment("PROBE"))
+        net.observer.tcp(
+            self.conn,
+            self.src.side,
+            self.src.host.name,
+            text,
+            what,
+            peer=self.dst.host.name,
+            arrives=arrives,
+        )
+
+    def probe_answered(self) -> None:
+        """An answer to a probe came back to this pipe's sender."""
+        self.window_unanswered = 0
+
+    # Zero-window probes (net/ipv4/tcp_timer.c, tcp_probe_timer)
+
+    def _start_window_probes(self) -> None:
+        if self.window_timer is not None:
+            return
+        self.window_backoff = 0
+        self.window_unanswered = 0
+        self.window_probing_since = None
+        net = self.network
+        self.window_timer = net.loop.call_at(
+            net.loop.time() + max(self.base_rto(), RTO_MIN), self._probe_window, context=net.quiet
+        )
+
+    def _probe_window(self) -> None:
+        net = self.network
+        now = net.loop.time()
+        self.window_timer = None
+        if not self.waiting or self.src.closed or not self.src.alive:
+            self.window_probing_since = None
+            return
+        base = max(self.base_rto(), RTO_MIN)
+        if not self.stuck and not self.in_flight:
+            user_timeout = self.src.options.user_timeout
+            if self.window_probing_since is None:
+                self.window_probing_since = now
+            elif user_timeout is not None and now - self.window_probing_since >= user_timeout:
+                self._time_out(now, f"window closed for {now - self.window_probing_since:g} s")
+                return
+            if self.window_unanswered >= TCP_RETRIES2:
+                self._time_out(now, f"{self.window_unanswered} zero-window probes unanswered")
+                return
+            self.window_unanswered += 1
+            self.probe("zero-window probe", Tcp.WINDOW_PROBE)
+            self.window_backoff = min(self.window_backoff + 1, TCP_RETRIES2)
+        delay = min(base * 2**self.window_backoff, RTO_MAX)
+        self.window_timer = net.loop.call_at(now + delay, self._probe_window, context=net.quiet)
 
     def sent(self, size: int) -> None:
         """With a bandwidth limit: ``size`` bytes left the sender's buffer for the wire."""
@@ -367,6 +614,8 @@ class Pipe:
             )
         if self.waiting is None:
             self.waiting = deque()
+        if not self.waiting:
+            self._start_window_probes()
         self.waiting.append(segment)
         self.waiting_bytes += len(segment.data)
         if self.src.transport is not None:
@@ -414,8 +663,28 @@ class Pipe:
             self.waiting.popleft()
             self.waiting_bytes -= len(segment.data)
             self._transmit(segment)
+        if not self.waiting and self.window_timer is not None:
+            # The window opened: probing stops, and starts afresh if it closes again.
+            self.window_timer.cancel()
+            self.window_timer = None
         if self.src.transport is not None:
             self.src.transport._update_flow_control()
+
+    def discard_beyond(self, limit: int) -> None:
+        """Forget the newest bytes waiting beyond ``limit``: what asyncio still held in
+        its own buffer, above the kernel's, when the transport was aborted."""
+        excess = self.buffered_bytes - limit
+        waiting = self.waiting
+        while excess > 0 and waiting and waiting[-1].kind == "DATA":
+            last = waiting[-1]
+            if len(last.data) <= excess:
+                waiting.pop()
+                excess -= len(last.data)
+                self.waiting_bytes -= len(last.data)
+            else:
+                waiting[-1] = Segment("DATA", last.data[: len(last.data) - excess])
+                self.waiting_bytes -= excess
+                excess = 0
 
     def drop(self) -> None:
         """Forget everything not yet sent (the socket is gone)."""
@@ -428,6 +697,9 @@ class Pipe:
         if self.retransmit_timer is not None:
             self.retransmit_timer.cancel()
             self.retransmit_timer = None
+        if self.window_timer is not None:
+            self.window_timer.cancel()
+            self.window_timer = None
 
 
 class TcpConnection:

@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 
 from wssim.core.hosts import Host
 from wssim.net.link import Segment
+from wssim.net.sockopt import SimSocket, SocketOptions
 from wssim.net.tcp import SEND_BUFFER, ConnectionEnd, Pipe
 
 __all__ = ["ServerFabric", "SimServer", "SimTransport"]
@@ -34,22 +35,6 @@ class ServerFabric(Protocol):
     ) -> asyncio.BaseProtocol: ...
 
     def unlisten(self, server: SimServer) -> None: ...
-
-
-class _Socket:
-    """Just enough of a socket for ``server.sockets`` and ``get_extra_info('socket')``."""
-
-    family = socket.AF_INET
-    type = socket.SOCK_STREAM
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self._address = address
-
-    def getsockname(self) -> tuple[str, int]:
-        return self._address
-
-    def __repr__(self) -> str:
-        return f"<simulated socket {self._address[0]}:{self._address[1]}>"
 
 
 class SimTransport(asyncio.Transport):
@@ -86,7 +71,7 @@ class SimTransport(asyncio.Transport):
         if name == "peername":
             return peer.address if peer is not None else default
         if name == "socket":
-            return _Socket(ep.address)
+            return SimSocket(ep.address, lambda: ep.options, ep.set_options)
         if name == "connection":
             return ep.conn
         return default
@@ -130,24 +115,38 @@ class SimTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        ep = self._endpoint
-        if ep.alive and not ep.closed:
-            if not self._eof_sent:
-                self._eof_sent = True
-                self._pipe().send(Segment("FIN"))
-            ep.closed = True
+        self._close_socket()
         self._incoming().window_update()
         self._network.loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
+        """Close at once, dropping what asyncio had not handed to the kernel yet.
+
+        As a real ``transport.abort()``, this closes the socket: the kernel sends what it
+        already holds, then a FIN, or an RST if received data was never read or
+        ``SO_LINGER`` is ``(1, 0)`` (tcp_close in net/ipv4/tcp.c). It is not an RST by
+        itself.
+        """
         if self._lost:
             return
         self._closing = True
-        ep = self._endpoint
-        if ep.alive and not ep.closed:
-            ep.closed = True
-            self._network.send_reset(ep)
+        self._pipe().discard_beyond(SEND_BUFFER)
+        self._close_socket()
         self._network.loop.call_soon(self._call_connection_lost, None)
+
+    def _close_socket(self) -> None:
+        """What the kernel does when the socket is closed (``tcp_close``)."""
+        ep = self._endpoint
+        if not ep.alive or ep.closed:
+            return
+        if self.has_unread_data or self._incoming().waiting or ep.options.reset_on_close:
+            self._network.send_reset(ep)
+            return
+        if not self._eof_sent:
+            self._eof_sent = True
+            self._pipe().send(Segment("FIN"))
+        ep.closed = True
+        ep.stop_timers()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if high is None:
@@ -244,14 +243,10 @@ class SimTransport(asyncio.Transport):
         ep = self._endpoint
         if power_lost:
             ep.closed = True
+            ep.stop_timers()
             self._pipe().drop()
-        elif self.has_unread_data or self._incoming().waiting:
-            self._network.send_reset(ep)
         else:
-            if not self._eof_sent:
-                self._eof_sent = True
-                self._pipe().send(Segment("FIN"))
-            ep.closed = True
+            self._close_socket()
         self._closing = True
         self._lost = True
         self._network.pipe_closed(ep)
@@ -321,15 +316,24 @@ class SimServer(asyncio.AbstractServer):
         self._closed = False
         self._closed_waiter: asyncio.Future[None] = network.loop.create_future()
         self._serving_forever: asyncio.Future[None] | None = None
+        self._options = SocketOptions()
 
     def __repr__(self) -> str:
         return f"<SimServer {self.host.name}:{self.port}>"
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening socket; options set on it are inherited by accepted sockets."""
         if self._closed:
             return ()
-        return (_Socket((self.host.name, self.port)),)  # type: ignore[return-value]
+        sock = SimSocket((self.host.name, self.port), self._get_options, self._set_options)
+        return (sock,)  # type: ignore[return-value]
+
+    def _get_options(self) -> SocketOptions:
+        return self._options
+
+    def _set_options(self, options: SocketOptions, changed: str) -> None:
+        self._options = options
 
     @property
     def accepting(self) -> bool:
@@ -374,6 +378,7 @@ class SimServer(asyncio.AbstractServer):
         await asyncio.shield(self._closed_waiter)
 
     def _accept(self, endpoint: ConnectionEnd) -> SimTransport:
+        endpoint.set_options(self._options, "accepted")
         protocol = self._network.construct(self._protocol_factory, endpoint)
         transport = SimTransport(endpoint, protocol)
         endpoint.transport = transport

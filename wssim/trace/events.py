@@ -93,6 +93,10 @@ class Tcp(enum.Enum):
     """The receiver's buffer is full: the sender waits."""
     WINDOW_OPEN = "window open"
     """The receiver made room: the sender resumes."""
+    WINDOW_PROBE = "zero-window probe"
+    """The sender asks whether a closed window opened (Linux probes it, backing off)."""
+    KEEPALIVE = "keepalive probe"
+    """A TCP keepalive probe (``SO_KEEPALIVE``), after ``TCP_KEEPIDLE`` seconds of silence."""
 
     @property
     def failure(self) -> bool:
