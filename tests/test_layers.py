@@ -120,6 +120,7 @@ NET: dict[str, int] = {
     # Inside wssim.net, bottom up: a lower module that needs a higher one names what it
     # needs as a small Protocol (tcp.Fabric, tcp.EndTransport, transport.ServerFabric...).
     "wssim.net.link": 0,  # Link and Segment: plain values
+    "wssim.net.sockopt": 0,  # socket options: plain values and the socket that sets them
     "wssim.net.delivery": 0,  # the one heap every arrival goes through
     "wssim.net.tcp": 1,  # a connection's ends and pipes
     "wssim.net.path": 2,  # what acts on segments on a path

@@ -68,10 +68,10 @@ def test_the_naive_version_gets_a_hint_for_each_failing_line() -> None:
     assert text.startswith("✗ Not yet: 4 lines of the scorecard fail:")
     hints = [line for line in text.splitlines() if line.startswith("- ")]
     assert [hint[:24] for hint in hints] == [
-        "- 4,102 events never rea",
-        "- 186 messages that user",
-        "- write() raised 59 time",
-        "- 224 connection attempt",
+        "- 4,200 events never rea",
+        "- 199 messages that user",
+        "- write() raised 71 time",
+        "- 223 connection attempt",
         "- the server still held ",
         "- the handler failed on ",
     ]

@@ -156,7 +156,7 @@ def test_a_partition_healed_in_time_loses_nothing_and_both_sides_stay_open() -> 
     # doubling): the first after the heal at 20 is at 24.08, delivered 10 ms later.
     assert received == [(24.09, "sent during the partition")]
     assert states == ["OPEN"]
-    assert trace.first(kind="tcp", contains="retransmission").time == 22.6
+    assert trace.first(kind="tcp", contains="retransmission").time == 24.08
     assert trace.filter(kind="closed", until=110) == wssim.Trace()
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Iterator
 
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.axes import Axes
+from websockets.asyncio.client import connect
 
 import wssim
 from tests.helpers import echo_server
@@ -24,11 +27,20 @@ def close_figures() -> Iterator[None]:
     plt.close("all")
 
 
+async def stay_connected_resetting() -> None:
+    """A client whose socket closes with an RST (``SO_LINGER`` on, zero timeout)."""
+    async with connect("ws://server:8765") as ws:
+        sock = ws.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await ws.wait_closed()
+
+
 def frozen_server_trace() -> wssim.Trace:
-    """The server's loop is frozen from 1 s to 61 s; the client gives up meanwhile."""
+    """The server's loop is frozen from 1 s to 61 s; the client gives up meanwhile, and
+    its socket resets the connection, which the server's kernel learns at once."""
     with wssim.Simulation(seed=0) as sim:
         sim.host("server").spawn(echo_server())
-        sim.host("client").spawn(stay_connected())
+        sim.host("client").spawn(stay_connected_resetting())
         sim.inject(faults.Freeze("server"), at=1, duration=60)
         return sim.run(until=120)
 

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import random
+import socket
 import struct
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -458,9 +459,12 @@ class RawConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
-        """Reset the connection (RST), as a program that aborts its socket."""
+        """Reset the connection (RST), as a program does by closing its socket with
+        ``SO_LINGER`` set to ``(1, 0)`` (without it, closing sends a FIN)."""
         if self.transport is not None and not self.transport.is_closing():
             self._end("aborted")
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
 
     async def close(self, code: int = 1000, reason: str = "", timeout: float = 10.0) -> None:

@@ -95,8 +95,8 @@ def longest_partition(answer: object) -> Feedback:
     if isinstance(found, Feedback):
         return found
     return correct(
-        f"{found:g} s: TCP retransmits the ping at 32.63 s and then only at 45.43 s, so the "
-        f"partition must heal by 32.63 s, well before the 40 s the keepalive allows."
+        f"{found:g} s: TCP retransmits the server's ping at 34.11 s and then only at 48.19 s, "
+        f"so the partition must heal by 34.11 s, well before the 40 s the keepalive allows."
     )
 
 
