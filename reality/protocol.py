@@ -43,7 +43,7 @@ import contextlib
 import logging
 import random
 import time as wallclock
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict, cast
 
@@ -60,8 +60,10 @@ from wssim.simulation import Simulation
 from wssim.trace.events import Table, microseconds
 
 __all__ = [
+    "CONCURRENCY",
     "KEYS",
     "SIM_LATENCY",
+    "TIMES",
     "TOLERANCE",
     "Outcome",
     "Result",
@@ -71,6 +73,8 @@ __all__ = [
     "run_real",
     "run_sim",
     "scenario",
+    "summary",
+    "table",
 ]
 
 TOLERANCE = 0.050
@@ -80,7 +84,10 @@ SIM_LATENCY = 0.00005
 """The simulation's one-way latency: loopback's order of magnitude (50 µs)."""
 
 KEYS = ("exception", "code_received", "code_sent", "cause", "reason", "status", "frames")
-"""What must be equal in both worlds (``time`` is compared within :data:`TOLERANCE`)."""
+"""What must be equal in both worlds."""
+
+TIMES = ("time", "tcp_time")
+"""What must agree within :data:`TOLERANCE` (or be None in both worlds)."""
 
 CAUSES = {
     "FIN": "EOF",
@@ -112,6 +119,8 @@ class Outcome(TypedDict):
             ``"ECONNRESET"`` (its RST), ``"raw closed"`` (the raw side closed first), or
             None (still open at the end of the case).
         time: seconds from sending the case's bytes to the library's close frame.
+        tcp_time: seconds from sending the case's bytes to the end of TCP for the raw side
+            (``close_timeout`` and keepalive show here: 20 s when a client gives up).
         reason: the reason in the library's close frame.
         status: for server cases, the HTTP status the library answered the handshake with.
         frames: the other frames the raw side received, in order (``"PONG"``, ``"TEXT"``).
@@ -122,6 +131,7 @@ class Outcome(TypedDict):
     code_sent: int | None
     cause: str | None
     time: float | None
+    tcp_time: float | None
     reason: str | None
     status: int | None
     frames: list[str]
@@ -204,20 +214,25 @@ def _outcome(case: Case, run: _Run) -> Outcome:
             code_sent=None,
             cause=None,
             time=None,
+            tcp_time=None,
             reason=None,
             status=None,
             frames=[],
         )
     close = raw.close_frame
-    elapsed = None
-    if close is not None and run.sent_at is not None:
-        elapsed = round(close.time - run.sent_at, 6)
+    elapsed = ended = None
+    if run.sent_at is not None:
+        if close is not None:
+            elapsed = round(close.time - run.sent_at, 6)
+        if raw.tcp_at is not None:
+            ended = round(raw.tcp_at - run.sent_at, 6)
     return Outcome(
         exception=exception,
         code_received=code_received,
         code_sent=raw.close_code,
         cause=None if raw.tcp is None else CAUSES[raw.tcp],
         time=elapsed,
+        tcp_time=ended,
         reason=raw.close_reason,
         status=raw.status if isinstance(raw, RawClient) else None,
         frames=[_opcode(f.opcode) for f in raw.frames if f.opcode != Opcode.CLOSE],
@@ -355,28 +370,70 @@ def _release(raw: RawConnection | None) -> None:
         raw.close_tcp()
 
 
-async def _real_all(cases: Sequence[Case], runs: int) -> list[list[Outcome]]:
-    # Every run of every case at once, each on its own server and ports: the run takes
-    # as long as the longest case (about 40 s: the keepalive timeout).
-    tasks = [[asyncio.create_task(_real_case(case)) for _ in range(runs)] for case in cases]
-    outcomes = [await asyncio.gather(*row) for row in tasks]
+CONCURRENCY = 8
+"""Real runs at most at once. They share one event loop: with every run of the catalogue
+at once (210), the loop's backlog alone delays each answer by 100 ms."""
+
+
+async def _real_all(
+    cases: Sequence[Case], runs: int, expected: Sequence[float], concurrency: int
+) -> list[list[Outcome]]:
+    # Longest first: the keepalive cases (20 s, 40 s) sleep in their slots while the
+    # others pass through the rest, so a run takes about as long as the longest case.
+    slots = asyncio.Semaphore(concurrency)
+
+    async def limited(case: Case) -> Outcome:
+        async with slots:
+            return await _real_case(case)
+
+    order = sorted(range(len(cases)), key=lambda i: -expected[i])
+    tasks: dict[int, list[asyncio.Task[Outcome]]] = {i: [] for i in order}
+    for _ in range(runs):
+        for i in order:
+            tasks[i].append(asyncio.create_task(limited(cases[i])))
+    outcomes = [list(await asyncio.gather(*tasks[i])) for i in range(len(cases))]
     # Let the transports closed last deliver their connection_lost() before the loop ends.
     await asyncio.sleep(0.01)
     return outcomes
 
 
-def run_real(cases: Sequence[Case], runs: int = 1) -> list[list[Outcome]]:
-    """Run each case ``runs`` times on real loopback TCP, all at once.
+def run_real(
+    cases: Sequence[Case],
+    runs: int = 1,
+    *,
+    expected: Sequence[float] | None = None,
+    concurrency: int = CONCURRENCY,
+) -> list[list[Outcome]]:
+    """Run each case ``runs`` times on real loopback TCP, ``concurrency`` runs at once.
+
+    Args:
+        cases: the cases.
+        runs: how many times to run each.
+        expected: how long each case is expected to last, in seconds, to start the
+            longest first (default: catalogue order).
+        concurrency: how many runs at most at once.
 
     Returns:
         One list of ``runs`` outcomes per case, in the order of ``cases``.
 
     Raises:
-        ValueError: if ``runs`` is not a positive integer.
+        ValueError: if ``runs`` or ``concurrency`` is not a positive integer, or
+            ``expected`` does not have one value per case.
     """
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
-    return asyncio.run(_real_all(list(cases), runs))
+    for name, value in (("runs", runs), ("concurrency", concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    cases = list(cases)
+    if expected is None:
+        expected = [0.0] * len(cases)
+    if len(expected) != len(cases):
+        raise ValueError(f"expected has {len(expected)} values for {len(cases)} cases")
+    return asyncio.run(_real_all(cases, runs, expected, concurrency))
+
+
+def _duration(outcome: Outcome) -> float:
+    """How long a case lasted: until the close frame or the end of TCP, whichever is last."""
+    return max(outcome["time"] or 0.0, outcome["tcp_time"] or 0.0)
 
 
 # ---------------------------------------------------------------- comparing
@@ -387,41 +444,51 @@ def compare(
 ) -> tuple[bool, str]:
     """Whether every real run agrees with the simulation, and a note saying how.
 
-    They agree when each of :data:`KEYS` is equal and both times are None or within
-    ``tolerance`` seconds of each other. The note lists each difference once, with the
-    runs it was seen in; when they agree, it gives the largest time difference.
+    They agree when each of :data:`KEYS` is equal and, for each of :data:`TIMES`, both
+    are None or within ``tolerance`` seconds of each other. The note lists each difference
+    once, with the runs it was seen in; when they agree, it gives the largest time
+    difference.
     """
     if not real:
         return False, "no real run"
     seen: dict[str, list[int]] = {}
-    gaps: list[float] = []
     for number, outcome in enumerate(real, 1):
         for key in KEYS:
-            if sim[key] != outcome[key]:  # type: ignore[literal-required]
-                text = f"{key}: sim {sim[key]!r}, real {outcome[key]!r}"  # type: ignore[literal-required]
-                seen.setdefault(text, []).append(number)
-        ts, tr = sim["time"], outcome["time"]
-        if ts is None or tr is None:
-            if ts != tr:
-                seen.setdefault(f"time: sim {_t(ts)}, real {_t(tr)}", []).append(number)
-        else:
-            gaps.append(abs(tr - ts))
-            if abs(tr - ts) > tolerance:
-                text = f"time: sim {ts:.3f} s, real {tr:.3f} s (> {tolerance * 1000:g} ms)"
-                seen.setdefault(text, []).append(number)
-    if seen:
-        notes = []
-        for text, numbers in seen.items():
-            runs = (
-                "all runs" if len(numbers) == len(real) else "run " + ", ".join(map(str, numbers))
-            )
-            notes.append(f"{text} ({runs})")
+            expected, got = _value(sim, key), _value(outcome, key)
+            if expected != got:
+                seen.setdefault(f"{key}: sim {expected!r}, real {got!r}", []).append(number)
+    notes = [f"{text} ({_runs(numbers, len(real))})" for text, numbers in seen.items()]
+    gaps: list[float] = []
+    for key in TIMES:
+        expected = _value(sim, key)
+        values = [_value(outcome, key) for outcome in real]
+        off = False
+        for got in values:
+            if isinstance(expected, float) and isinstance(got, float):
+                gaps.append(abs(got - expected))
+                off = off or abs(got - expected) > tolerance
+            else:
+                off = off or got != expected
+        if off:
+            shown = ", ".join(dict.fromkeys(_t(v) for v in values))
+            notes.append(f"{key}: sim {_t(expected)}, real {shown}")
+    if notes:
         return False, "; ".join(notes)
     return True, f"|Δt| ≤ {max(gaps) * 1000:.1f} ms" if gaps else ""
 
 
-def _t(value: float | None) -> str:
-    return "none" if value is None else f"{value:.3f} s"
+def _value(outcome: Outcome, key: str) -> object:
+    return cast(Mapping[str, object], outcome)[key]
+
+
+def _runs(numbers: Sequence[int], runs: int) -> str:
+    if len(numbers) == runs:
+        return "all runs"
+    return ("run " if len(numbers) == 1 else "runs ") + ", ".join(map(str, numbers))
+
+
+def _t(value: object) -> str:
+    return f"{value:.3f} s" if isinstance(value, float) else "none"
 
 
 def run(runs: int = 3, *, cases: Sequence[Case] = CATALOGUE) -> list[Result]:
@@ -431,10 +498,10 @@ def run(runs: int = 3, *, cases: Sequence[Case] = CATALOGUE) -> list[Result]:
     Returns:
         One :class:`Result` per case, in catalogue order.
     """
-    real = run_real(cases, runs)
+    sims = [run_sim(case) for case in cases]
+    real = run_real(cases, runs, expected=[_duration(sim) for sim in sims])
     results = []
-    for case, outcomes in zip(cases, real, strict=True):
-        sim = run_sim(case)
+    for case, sim, outcomes in zip(cases, sims, real, strict=True):
         agree, note = compare(sim, outcomes)
         results.append(
             Result(
@@ -453,42 +520,52 @@ def run(runs: int = 3, *, cases: Sequence[Case] = CATALOGUE) -> list[Result]:
 
 
 def summary(outcome: Outcome) -> str:
-    """One outcome in a few words: ``ConnectionClosedError 1002→ →1002 EOF 0.000 s``."""
+    """One outcome in a few words, without its times: ``ConnectionClosedError PONG 1000/1002
+    EOF`` (the exception, other frames received, the codes received/sent, how TCP ended)."""
     parts = [outcome["exception"] or "-"]
     if outcome["status"] not in (None, 101):
         parts.append(f"HTTP {outcome['status']}")
     if outcome["frames"]:
         parts.append("+".join(dict.fromkeys(outcome["frames"])))
-    received = "-" if outcome["code_received"] is None else outcome["code_received"]
-    sent = "-" if outcome["code_sent"] is None else outcome["code_sent"]
-    parts.append(f"rcvd {received} sent {sent}")
+    received, sent = outcome["code_received"], outcome["code_sent"]
+    if received is not None or sent is not None:
+        parts.append(f"{received or '-'}/{sent or '-'}")
     parts.append(outcome["cause"] or "open")
-    if outcome["time"] is not None:
-        parts.append(f"@{outcome['time']:.3f}")
     return " ".join(parts)
 
 
+def _times(sim: Outcome, real: Sequence[Outcome], key: str) -> str:
+    expected = _value(sim, key)
+    values = [v for v in (_value(o, key) for o in real) if isinstance(v, float)]
+    shown = _t(expected).removesuffix(" s") + " / "
+    if not values:
+        return shown + "none"
+    # A TCP end a hair before the send (a refused handshake) is shown as 0.000, not -0.000.
+    low, high = max(min(values), 0.0), max(max(values), 0.0)
+    return shown + (f"{low:.3f}" if high - low < 0.0005 else f"{low:.3f}–{high:.3f}")
+
+
 def table(results: Iterable[Result]) -> Table:
-    """The results as a text table: the case, both worlds in a few words, agreement."""
+    """The results as a text table: the case, both worlds in a few words (the library's
+    exception, the close codes it received/sent, how TCP ended), the times of its close
+    frame and of the end of TCP (sim / real), whether they agree."""
     rows = []
     for result in results:
-        sim = summary(result["sim"])
-        reals = [summary(o) for o in result["real"]]
-        untimed = {s.rsplit(" @", 1)[0] for s in reals}
-        if len(untimed) == 1:
-            times = [o["time"] for o in result["real"] if o["time"] is not None]
-            shown = untimed.pop()
-            if times:
-                shown += f" @{min(times):.3f}" + (
-                    f"–{max(times):.3f}" if max(times) > min(times) else ""
-                )
-            real = f"{shown} ×{len(reals)}"
-        else:
-            real = " | ".join(reals)
+        sim, real = result["sim"], result["real"]
+        shown = list(dict.fromkeys(summary(o) for o in real))
         rows.append(
-            [result["scenario"], sim, real, "yes" if result["agree"] else "NO", result["note"]]
+            [
+                result["scenario"],
+                summary(sim),
+                " | ".join(shown) + ("" if len(shown) > 1 else f" ×{len(real)}"),
+                _times(sim, real, "time"),
+                _times(sim, real, "tcp_time"),
+                "yes" if result["agree"] else "NO",
+                result["note"],
+            ]
         )
-    return Table(["case", "simulation", "real loopback", "agree", "note"], rows)
+    columns = ["case", "simulation", "real loopback", "close frame at", "TCP ends at"]
+    return Table([*columns, "agree", "note"], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
