@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time as wallclock
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ def _opcode(opcode: int) -> str:
         return f"OPCODE {opcode:#x}"
 
 
-def _outcome(case: Case, run: _Run) -> Outcome:
+def _outcome(run: _Run) -> Outcome:
     exception: str | None = None
     code_received: int | None = None
     if run.error is not None:
@@ -269,7 +270,7 @@ def run_sim(case: Case, *, latency: float = SIM_LATENCY) -> Outcome:
             sim.host("server").spawn(raw_server())
             sim.host("client").spawn(_library_client(f"ws://server:{PORT}", run))
         sim.run(until=LIMIT)
-        return _outcome(case, run)
+        return _outcome(run)
 
 
 # ---------------------------------------------------------------- real loopback TCP
@@ -308,10 +309,9 @@ class _LoopbackServerConnection(_Loopback, RawServerConnection):
     pass
 
 
-def _port(sockets: Iterable[object]) -> int:
+def _port(sockets: Iterable[socket.socket]) -> int:
     for sock in sockets:
-        name = sock.getsockname()  # type: ignore[attr-defined]
-        return int(name[1])
+        return int(sock.getsockname()[1])
     raise RuntimeError("the server listens on no socket")
 
 
@@ -335,7 +335,7 @@ async def _real_case(case: Case) -> Outcome:
                         # run: here, once its connection is closed.
                         for websocket in run.library:
                             await websocket.wait_closed()
-                outcome = _outcome(case, run)
+                outcome = _outcome(run)
                 _release(run.raw)
             return outcome
         listening = RawServer(response=case.handshake, close_on_eof=True)
@@ -351,7 +351,7 @@ async def _real_case(case: Case) -> Outcome:
                     run.raw, run.sent_at = accepted, loop.time()
                     await _drive(accepted, case, run.our_close)
                     await asyncio.shield(client)
-            outcome = _outcome(case, run)
+            outcome = _outcome(run)
         finally:
             client.cancel()
             with contextlib.suppress(asyncio.CancelledError):
