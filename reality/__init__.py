@@ -1,0 +1,1 @@
+"""The reality suite: what the simulation shows, checked against real loopback TCP."""
