@@ -65,7 +65,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--scale", type=float, default=0.05, help="real time per simulated second (0.05)"
     )
-    p.add_argument("--jobs", type=int, default=3, help="short real runs at once (default 3)")
+    p.add_argument("--jobs", type=int, default=2, help="short real runs at once (default 2)")
     p.add_argument(
         "--record", action="store_true", help="write results.json and FIDELITY.md with --only"
     )
