@@ -5,9 +5,10 @@
     client (10.200.1.2) ── veth ── router (10.200.1.1 | 10.200.2.1) ── veth ── server (10.200.2.2)
 
 The router forwards; faults on the path are nftables rules in its ``forward`` hook, one
-table per fault, so that healing is deleting that table. Every name starts with
-:data:`PREFIX` and carries the driver's process id, so leftovers of a driver that died are
-found and removed (:func:`remove_leftovers`) without touching anyone else's.
+table per fault, so that healing is deleting that table (:class:`reality.realside.Nft`).
+Every name starts with :data:`PREFIX` and carries the driver's process id, so leftovers
+of a driver that died are found and removed (:func:`remove_leftovers`) without touching
+anyone else's.
 
 The end hosts' TCP runs at ``scale`` (see :func:`kernel_settings`): what Linux lets a
 network namespace scale is scaled; the rest is listed in reality/README.md.
@@ -223,7 +224,6 @@ class Lab:
         for ns in (c, s):
             for key, value in settings.items():
                 sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
-        sh("ip", "netns", "exec", r, "nft", "add", "table", "inet", "wssim")
 
     def planned(self) -> dict[str, str]:
         """The end hosts' settings at this scale: the sysctls this kernel has, and the
@@ -242,29 +242,6 @@ class Lab:
     def exec_argv(self, ns: str, *argv: str) -> list[str]:
         """The command line that runs ``argv`` inside namespace ``ns``."""
         return ["ip", "netns", "exec", ns, *argv]
-
-    # Path faults: nftables rules in the router's forward hook, one table each.
-
-    def block(self, verdict: str) -> str:
-        """Make the router apply ``verdict`` (``drop``, ``reject with tcp reset``) to every
-        TCP segment it forwards from now on; return a handle for :meth:`unblock`."""
-        table = f"f{next(self._faults)}"
-        script = (
-            f"add table inet {table}\n"
-            f"add chain inet {table} filt {{ type filter hook forward priority 0 ; }}\n"
-            f"add rule inet {table} filt meta l4proto tcp {verdict}\n"
-        )
-        subprocess.run(
-            ["ip", "netns", "exec", self.router, "nft", "-f", "-"],
-            input=script,
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        return table
-
-    def unblock(self, table: str) -> None:
-        sh("ip", "netns", "exec", self.router, "nft", "delete", "table", "inet", table)
 
 
 @contextlib.contextmanager

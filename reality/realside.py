@@ -113,27 +113,76 @@ async def start_agent(lab: Lab, ns: str, role: str, scenario: Scenario, scale: f
     return agent
 
 
-async def _nft_block(lab: Lab, verdict: str) -> str:
-    return await asyncio.to_thread(lab.block, verdict)
+LATE = 0.5
+"""Unscaled seconds a fault may be applied late; a run whose faults were later fails
+(and is tried again): its outcomes would answer another schedule."""
 
 
-async def _nft_unblock(lab: Lab, table: str) -> None:
-    await asyncio.to_thread(lab.unblock, table)
+class Nft:
+    """One ``nft -i`` in the router's namespace for the whole run: a rule then takes about
+    a millisecond to apply, where a new ``nft`` process can take tens under load (a
+    second and more of scenario time at scale 1/20)."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.proc: asyncio.subprocess.Process | None = None
+        self.tables = 0
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.lab.exec_argv(self.lab.router, "nft", "-i"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def block(self, verdict: str) -> str:
+        """Apply ``verdict`` to every TCP segment the router forwards; return once it is
+        in force, with the name of its table."""
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.tables += 1
+        table = f"f{self.tables}"
+        self.proc.stdin.write(
+            f"add table inet {table}\n"
+            f"add chain inet {table} filt {{ type filter hook forward priority 0 ; }}\n"
+            f"add rule inet {table} filt meta l4proto tcp {verdict}\n"
+            f"list table inet {table}\n".encode()
+        )
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 10.0)
+            if not line:
+                raise RunFailed("nft -i in the router ended")
+            if f"table inet {table}" in line.decode():
+                return table
+
+    async def unblock(self, table: str) -> None:
+        assert self.proc is not None and self.proc.stdin
+        self.proc.stdin.write(f"delete table inet {table}\n".encode())
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 2.0)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
 
 
 Action = Callable[[], Awaitable[None]]
 
 
-def actions(fault: object, lab: Lab, server: Agent) -> list[tuple[float, Action]]:
+def actions(fault: object, nft: Nft, server: Agent) -> list[tuple[float, Action]]:
     """What the real side does for one abstract fault: ``(unscaled time, action)``."""
     tables: dict[str, str] = {}
 
     async def block(verdict: str) -> None:
-        tables["t"] = await _nft_block(lab, verdict)
+        tables["t"] = await nft.block(verdict)
 
     async def unblock() -> None:
         if "t" in tables:
-            await _nft_unblock(lab, tables.pop("t"))
+            await nft.unblock(tables.pop("t"))
 
     async def kill() -> None:
         server.signal(signal.SIGKILL)
@@ -183,9 +232,12 @@ async def run_once(scenario: Scenario, scale: float) -> dict[str, Outcome]:
     LABS[lab.tag] = lab
     await asyncio.to_thread(lab.setup)
     agents: list[Agent] = []
+    nft = Nft(lab)
     try:
-        return await _run(scenario, scale, lab, agents)
+        await nft.start()
+        return await _run(scenario, scale, lab, agents, nft)
     finally:
+        await nft.stop()
         for agent in agents:
             agent.send("stop")
         for agent in agents:
@@ -208,7 +260,7 @@ def teardown_all() -> None:
 
 
 async def _run(
-    scenario: Scenario, scale: float, lab: Lab, agents: list[Agent]
+    scenario: Scenario, scale: float, lab: Lab, agents: list[Agent], nft: Nft
 ) -> dict[str, Outcome]:
     loop = asyncio.get_running_loop()
     server = await start_agent(lab, lab.server, "server", scenario, scale)
@@ -227,22 +279,26 @@ async def _run(
         agent.send(f"t0 {t0!r}")
 
     schedule = sorted(
-        (at, action) for fault in scenario.faults for at, action in actions(fault, lab, server)
+        (at, action) for fault in scenario.faults for at, action in actions(fault, nft, server)
     )
 
     async def apply() -> None:
         for at, action in schedule:
             await asyncio.sleep(max(0.0, t0 + at * scale - loop.time()))
             await action()
+            late = (loop.time() - t0) / scale - at
+            if late > LATE:
+                raise RunFailed(f"a fault due at {at:g} s was in force at {at + late:.2f} s")
 
     faults = asyncio.create_task(apply())
 
     async def settled() -> None:
-        # Every side has learned its fate and every fault has happened: nothing to wait for.
+        # Every fault has happened (a late one fails the run at once) and every side has
+        # learned its fate: nothing to wait for.
+        await faults
         await client.recorded.wait()
         if not scenario.killed:
             await server.recorded.wait()
-        await faults
 
     deadline = t0 + scenario.until * scale
     with contextlib.suppress(TimeoutError):
@@ -251,6 +307,8 @@ async def _run(
         faults.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await faults
+    elif faults.exception() is not None:
+        raise RunFailed(f"the fault schedule failed: {faults.exception()}")
     return {
         "client": client.outcome or outcome.nothing("open"),
         "server": server.outcome or outcome.nothing("killed" if scenario.killed else "open"),
