@@ -262,7 +262,11 @@ def missing() -> str | None:
             "the real side of the reality suite needs root (network namespaces and nftables): "
             "run it as root, for example `sudo python3 dev.py reality`"
         )
-    if sh("ip", "netns", "list", check=False).returncode != 0:
+    try:
+        has_ip = sh("ip", "netns", "list", check=False).returncode == 0
+    except FileNotFoundError:
+        has_ip = False
+    if not has_ip:
         return (
             "`ip netns` is missing: install iproute2 (`apt-get install -y iproute2`) and run again"
         )
