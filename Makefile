@@ -3,7 +3,7 @@
 PYTHON ?= python3
 DEV := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))dev.py
 
-.PHONY: help course test lint fix bench clean
+.PHONY: help course test lint fix bench reality clean
 
 help:
 	@$(PYTHON) $(DEV) --help
@@ -22,6 +22,9 @@ fix:
 
 bench:
 	$(PYTHON) $(DEV) bench
+
+reality:
+	$(PYTHON) $(DEV) reality
 
 clean:
 	$(PYTHON) $(DEV) clean

@@ -6,6 +6,7 @@
     python3 dev.py lint     # ruff check, ruff format --check (add --fix to fix), then mypy
     python3 dev.py execute  # re-execute the notebooks and store their outputs
     python3 dev.py bench    # run bench/run.py
+    python3 dev.py reality  # run reality/run.py: the simulation against real Linux TCP (root)
     python3 dev.py clean    # remove .venv and every generated cache
 
 Everything goes into the virtual environment `.venv` next to this file; nothing is installed
@@ -36,6 +37,7 @@ VENV = ROOT / ".venv"
 PYPROJECT = ROOT / "pyproject.toml"
 NOTEBOOKS = ROOT / "notebooks"
 BENCH = ROOT / "bench" / "run.py"
+REALITY = ROOT / "reality" / "run.py"
 STAMP = VENV / ".wssim-dev-stamp.json"
 WINDOWS = os.name == "nt"
 VENV_BIN = VENV / ("Scripts" if WINDOWS else "bin")
@@ -328,6 +330,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def reality_missing() -> str | None:
+    """What the real side of the reality suite lacks here, as one sentence, or None.
+
+    As root with apt-get, a missing nft or ip is installed (nftables, iproute2) first.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return (
+            "it needs root, for network namespaces and nftables: run `sudo python3 dev.py "
+            "reality` on Linux"
+        )
+    wanted = {"ip": "iproute2", "nft": "nftables"}
+    absent = [pkg for tool, pkg in wanted.items() if shutil.which(tool) is None]
+    if absent and shutil.which("apt-get"):
+        say(f"Installing {', '.join(absent)} with apt-get")
+        subprocess.call(["apt-get", "install", "-y", *absent], cwd=ROOT)
+        absent = [pkg for tool, pkg in wanted.items() if shutil.which(tool) is None]
+    if absent:
+        return (
+            f"it needs {' and '.join(absent)} (the `ip netns` and `nft` commands): install "
+            f"them, for example `apt-get install -y {' '.join(absent)}`"
+        )
+    return None
+
+
+def cmd_reality(args: argparse.Namespace) -> int:
+    if not REALITY.is_file():
+        raise Failure(f"no reality suite: {_short(str(REALITY))} does not exist")
+    missing = reality_missing()
+    if missing is not None:
+        say(f"Skipped the reality suite: {missing}.")
+        return 0
+    ensure_venv(set(), reinstall=args.reinstall)
+    extra: list[str] = []
+    if args.runs is not None:
+        extra += ["--runs", str(args.runs)]
+    for name in args.only:
+        extra += ["--only", name]
+    if args.scale is not None:
+        extra += ["--scale", str(args.scale)]
+    cmd = [str(VENV_PYTHON), str(REALITY), *extra, *args.reality_args]
+    code = run(cmd, what="reality")
+    if code != 0:
+        raise Failure(f"the reality suite found disagreements (exit code {code})", code)
+    return 0
+
+
 def free_port(start: int, tries: int = 50) -> int:
     """The first port from `start` on which nothing listens on localhost (v4 and v6)."""
     for port in range(start, start + tries):
@@ -544,6 +592,19 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("bench_args", nargs=argparse.REMAINDER, help="after --: options for run.py")
     sp.set_defaults(func=cmd_bench)
 
+    sp = add(
+        "reality",
+        "run the reality suite (reality/run.py): each scenario in the simulation and on real "
+        "Linux TCP between network namespaces, compared; needs root",
+    )
+    sp.add_argument("--runs", type=int, default=None, help="real runs per scenario (3)")
+    sp.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="run only this scenario"
+    )
+    sp.add_argument("--scale", type=float, default=None, help="real time per second (0.05)")
+    sp.add_argument("reality_args", nargs=argparse.REMAINDER, help="after --: options for run.py")
+    sp.set_defaults(func=cmd_reality)
+
     sp = sub.add_parser(
         "clean", help="remove .venv and generated caches", description="remove generated files"
     )
@@ -558,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         p.print_help()
         return 2
-    for name in ("jupyter_args", "pytest_args", "bench_args"):
+    for name in ("jupyter_args", "pytest_args", "bench_args", "reality_args"):
         rest = getattr(args, name, None)
         if rest and rest[0] == "--":
             setattr(args, name, rest[1:])

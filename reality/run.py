@@ -1,0 +1,239 @@
+"""Run the reality suite: every scenario in the simulation and on real Linux TCP, compared.
+
+    python3 dev.py reality                       # everything, 3 real runs each, scale 1/20
+    python3 dev.py reality -- --only partition   # one scenario (repeat --only for more)
+    python3 dev.py reality -- --runs 5 --scale 0.1
+
+A full run writes ``reality/results.json`` and the generated part of ``docs/FIDELITY.md``;
+a run with ``--only`` writes nothing unless ``--record``. It prints a table and exits 1 if
+a result disagrees without a known reason, 0 otherwise (also when the real side cannot run
+here: it says what is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Run as a script (python reality/run.py): make the repository importable.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import wssim  # noqa: E402
+from reality import compare, fidelity, netns, realside, simside  # noqa: E402
+from reality.compare import Result  # noqa: E402
+from reality.outcome import Outcome, short  # noqa: E402
+from reality.scenarios import SCENARIOS, Scenario  # noqa: E402
+
+RESULTS = ROOT / "reality" / "results.json"
+FIDELITY = ROOT / "docs" / "FIDELITY.md"
+
+NOT_REPRODUCED = {
+    "machine suspended (lesson 02)": (
+        "a laptop's whole kernel sleeps, its TCP timers included; a network namespace "
+        "shares the running kernel of this machine, and SIGSTOP stops only processes "
+        "(that is the freeze scenarios)"
+    ),
+    "handshake refused (503), load shed (1013), tab closed (1001), browser crash": (
+        "application-level closes or the crash scenarios with the roles swapped: nothing "
+        "in them depends on the network stack beyond what crash-idle and shutdown check"
+    ),
+    "flaky link (lesson 02)": (
+        "not run yet: the delivery times after a heal depend on the RTO's backoff, which "
+        "is scaled; a partition with a heal is a one-line scenario to add"
+    ),
+}
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python3 dev.py reality --", description=__doc__)
+    p.add_argument("--runs", type=int, default=3, help="real runs per scenario (default 3)")
+    p.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="run only this scenario"
+    )
+    p.add_argument(
+        "--scale", type=float, default=0.05, help="real time per simulated second (0.05)"
+    )
+    p.add_argument("--jobs", type=int, default=2, help="short real runs at once (default 2)")
+    p.add_argument(
+        "--record", action="store_true", help="write results.json and FIDELITY.md with --only"
+    )
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be >= 1")
+    if not 0 < args.scale <= 1:
+        p.error("--scale must be in (0, 1]")
+    return args
+
+
+def chosen(only: Sequence[str]) -> list[Scenario]:
+    names = {s.name for s in SCENARIOS}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise SystemExit(f"unknown scenario {', '.join(unknown)}; there are: {', '.join(names)}")
+    return [s for s in SCENARIOS if not only or s.name in only]
+
+
+async def real_runs(
+    scenarios: Sequence[Scenario], runs: int, scale: float, jobs: int
+) -> dict[str, list[dict[str, Outcome]]]:
+    """Every real run; long scenarios (tag ``long``) all at once, short ones ``jobs`` at a
+    time (their timings are the sensitive ones)."""
+    short_slots = asyncio.Semaphore(jobs)
+    out: dict[str, list[dict[str, Outcome]]] = {s.name: [] for s in scenarios}
+
+    async def one(scenario: Scenario, k: int) -> None:
+        slots = None if "long" in scenario.tags else short_slots
+        if slots is not None:
+            await slots.acquire()
+        try:
+            for attempt in (1, 2):
+                try:
+                    got = await realside.run_once(scenario, scale)
+                except realside.RunFailed as exc:
+                    print(f"   {scenario.name} run {k}: {exc}", flush=True)
+                    if attempt == 2:
+                        return
+                    continue
+                out[scenario.name].append(got)
+                print(
+                    f"   {scenario.name} run {k}: client {short(got['client'])}, "
+                    f"server {short(got['server'])}",
+                    flush=True,
+                )
+                return
+        finally:
+            if slots is not None:
+                slots.release()
+
+    ordered = sorted(scenarios, key=lambda s: "long" not in s.tags)
+    await asyncio.gather(*(one(s, k) for s in ordered for k in range(1, runs + 1)))
+    return out
+
+
+def results_for(
+    scenario: Scenario, sim: dict[str, Outcome], real: list[dict[str, Outcome]]
+) -> list[Result]:
+    return [
+        compare.result(
+            f"{scenario.name}/{side}",
+            "network",
+            sim[side],
+            [r[side] for r in real],
+            scenario.known.get(side, ""),
+        )
+        for side in ("client", "server")
+    ]
+
+
+def table(results: Sequence[Result]) -> str:
+    rows = [("scenario", "simulation", "Linux (median, range)", "agree")]
+    for r in results:
+        rows.append(
+            (
+                r["scenario"],
+                fidelity._cell(r["sim"]),
+                fidelity._real_cell(r["real"]),
+                fidelity._verdict(r).replace("*", ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def protocol_results(runs: int) -> list[Result]:
+    """The protocol-error part (reality/protocol.py), when it exists."""
+    if importlib.util.find_spec("reality.protocol") is None:
+        return []
+    from reality import protocol  # type: ignore[attr-defined, unused-ignore]
+
+    found: list[Result] = protocol.run(runs)
+    return found
+
+
+def meta(args: argparse.Namespace, lab_settings: dict[str, str], wall: float) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "websockets": importlib.metadata.version("websockets"),
+        "wssim": wssim.__version__,
+        "scale": f"1/{round(1 / args.scale):g}" if args.scale < 1 else "1",
+        "runs": args.runs,
+        "tolerance": fidelity.tolerance_text(),
+        "kernel_settings": ", ".join(f"{k}={v}" for k, v in lab_settings.items()),
+        "wall": f"{wall:.0f} s",
+        "sim_latency": simside.LATENCY,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.list:
+        for s in SCENARIOS:
+            print(f"{s.name:16} {s.title}")
+        return 0
+    why = netns.missing()
+    if why is not None:
+        print(f"reality: skipped: {why}.")
+        return 0
+    scenarios = chosen(args.only)
+    started = time.monotonic()
+    removed = netns.remove_leftovers()
+    if removed:
+        print(f"reality: removed {len(removed)} namespaces left by an earlier run")
+    print(
+        f"reality: {len(scenarios)} scenarios, simulation once, Linux {args.runs}× at "
+        f"scale {args.scale:g}",
+        flush=True,
+    )
+    sims = {s.name: simside.run(s) for s in scenarios}
+    try:
+        reals = asyncio.run(real_runs(scenarios, args.runs, args.scale, args.jobs))
+    finally:
+        realside.teardown_all()
+    results = [r for s in scenarios for r in results_for(s, sims[s.name], reals[s.name])]
+    if not args.only:
+        results += protocol_results(args.runs)
+    wall = time.monotonic() - started
+    print()
+    print(table(results))
+    bad = compare.failures(results)
+    known = [r for r in results if not r["agree"] and compare.is_known(r)]
+    print()
+    print(
+        f"{len(results)} results: {sum(r['agree'] for r in results)} agree, {len(known)} "
+        f"known differences, {len(bad)} unexplained; {wall:.0f} s"
+    )
+    for r in [*known, *bad]:
+        print(f"- {r['scenario']}: {r['note']}")
+    if not args.only or args.record:
+        settings = netns.Lab(args.scale).planned()
+        data = {
+            "meta": meta(args, settings, wall),
+            "results": results,
+            "scenarios": {s.name: s.title for s in scenarios},
+            "not_reproduced": NOT_REPRODUCED,
+        }
+        RESULTS.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        fidelity.write(FIDELITY, data)
+        print(f"wrote {RESULTS.relative_to(ROOT)} and {FIDELITY.relative_to(ROOT)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
