@@ -49,10 +49,6 @@ NOT_REPRODUCED = {
         "application-level closes or the crash scenarios with the roles swapped: nothing "
         "in them depends on the network stack beyond what crash-idle and shutdown check"
     ),
-    "flaky link (lesson 02)": (
-        "not run yet: the delivery times after a heal depend on the RTO's backoff, which "
-        "is scaled; a partition with a heal is a one-line scenario to add"
-    ),
 }
 
 
