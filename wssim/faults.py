@@ -244,9 +244,10 @@ class _EffectFault(PathFault, PathEffect):
 class Partition(PathFault):
     """The network between ``a`` and ``b`` is cut, both ways.
 
-    Nothing gets through while it lasts. TCP retransmits what it sent (from 200 ms,
-    doubling up to 120 s) and delivers it once the partition heals, unless the sender gives
-    up first: after 924.6 s of retransmissions, as Linux does with ``tcp_retries2 = 15``.
+    Nothing gets through while it lasts. TCP retransmits what it sent (a tail-loss probe,
+    then retransmissions from the round trip + 200 ms, doubling up to 120 s) and delivers it
+    once the partition heals, unless the sender gives up first: at the first timer 924.6 s
+    after its first retransmission, as Linux does with ``tcp_retries2 = 15``.
     A connection that sends nothing notices nothing: it is half-open.
     """
 
