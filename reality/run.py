@@ -97,7 +97,7 @@ async def real_runs(
         try:
             for attempt in (1, 2):
                 try:
-                    got = await realside.run_once(scenario, scale)
+                    got = await realside.run_once(scenario, scenario.scale or scale)
                 except realside.RunFailed as exc:
                     print(f"   {scenario.name} run {k}: {exc}", flush=True)
                     if attempt == 2:
