@@ -44,6 +44,9 @@ KEEPALIVE: Mapping[str, float | None] = {
 NO_KEEPALIVE: Mapping[str, float | None] = {**KEEPALIVE, "ping_interval": None}
 """websockets' keepalive off (``ping_interval=None``), as many deployments do."""
 
+UNCOMPRESSED: Mapping[str, float | None] = {**NO_KEEPALIVE, "compression": None}
+"""No keepalive, and no permessage-deflate: the bytes written are the bytes sent."""
+
 GIVE_UP = 924.6
 """Seconds Linux allows after the first retransmission (``tcp_retries2 = 15``, RTO 200 ms to
 120 s); it gives up at the first retransmission timer past it."""
@@ -287,6 +290,20 @@ def receiving_server(durations: Mapping[str, float | None]) -> Side:
     return server
 
 
+def stalled_server(durations: Mapping[str, float | None]) -> Side:
+    """A server whose handler stops reading at once: its receive window closes."""
+
+    async def server(ctx: Context) -> None:
+        async def handler(ws: ServerConnection) -> None:
+            ws.transport.pause_reading()
+            await ctx.watch(ws)
+
+        async with serve(handler, ctx.bind, ctx.port, **ctx.options(durations)):
+            await asyncio.Future()
+
+    return server
+
+
 def client(
     durations: Mapping[str, float | None],
     *,
@@ -460,6 +477,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         receiving_server(NO_KEEPALIVE),
         (Partition(9.0, 9.0),),
         until=30.0,
+        tags=("long",),
+        scale=1.0,
+    ),
+    Scenario(
+        "zero-window",
+        "the server stops reading; the client, with TCP_USER_TIMEOUT = 30 s, writes 16 MiB "
+        "at 1 s: its window closes, the server's kernel answers every zero-window probe, and "
+        "30 s after the first probe the client's TCP gives up anyway (run unscaled: writing "
+        "16 MiB through Python takes a tenth of a second, which scaled would be seconds)",
+        client(UNCOMPRESSED, sends=((1.0, 65536),) * 256, sockopts=user_timeout),
+        stalled_server(UNCOMPRESSED),
+        until=40.0,
         tags=("long",),
         scale=1.0,
     ),

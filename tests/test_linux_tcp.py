@@ -231,7 +231,9 @@ def test_tcp_user_timeout_counts_from_the_first_retransmission() -> None:
 # ---------------------------------------------------------------- zero-window probes
 
 
-def stalled_reader(power_off_at: float | None) -> tuple[wssim.Trace, list[Any]]:
+def stalled_reader(
+    power_off_at: float | None, user_timeout_ms: int = 0
+) -> tuple[wssim.Trace, list[Any]]:
     """A server that stops reading; a client that writes until its buffer fills."""
     log: list[Any] = []
 
@@ -246,6 +248,9 @@ def stalled_reader(power_off_at: float | None) -> tuple[wssim.Trace, list[Any]]:
 
     async def client() -> None:
         async with connect("ws://server:8765", ping_interval=None, max_queue=None) as ws:
+            if user_timeout_ms:
+                sock = ws.transport.get_extra_info("socket")
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout_ms)
             try:
                 while True:
                     await ws.send(b"x" * 65536)
@@ -278,6 +283,18 @@ def test_a_peer_that_stops_reading_then_loses_power_times_out() -> None:
     assert log == [(timed_out.time, "TimeoutError")]
     # Backed off to 120 s before the power went: 15 more probes, 120 s apart.
     assert 1000 + 15 * 120 <= timed_out.time <= 1000 + 16 * 120
+
+
+def test_tcp_user_timeout_ends_a_window_closed_too_long_even_if_the_peer_answers() -> None:
+    # tcp_probe_timer: with TCP_USER_TIMEOUT, the time since the first zero-window probe
+    # counts whether or not the probes are answered; only an opening window resets it.
+    trace, log = stalled_reader(power_off_at=None, user_timeout_ms=30_000)
+    first = trace.first(kind="tcp", contains="zero-window probe")
+    timed_out = trace.first(kind="tcp", contains="window closed for")
+    assert first is not None and timed_out is not None
+    assert timed_out.time == pytest.approx(first.time + 30)
+    assert timed_out.text == "window closed for 30 s: connection timed out"
+    assert log == [(pytest.approx(first.time + 30), "TimeoutError")]
 
 
 # ---------------------------------------------------------------- keepalive

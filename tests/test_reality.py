@@ -63,6 +63,9 @@ SIM: dict[str, dict[str, Outcome]] = {
     # Sent at 10 into the cut (RTO 0.202 s at 1 ms one way): a tail-loss probe at 10.202,
     # then retransmissions at 10.404, 10.808, 11.616, 13.232, 16.464 and 22.928.
     "flaky-link": {"client": OPEN, "server": closed(None, None, None, "delivered", 22.929)},
+    # The window closes at 1.0; the first zero-window probe one RTO (0.202 s) later; the user
+    # timeout ends it 30 s after that probe, though the server answered every probe.
+    "zero-window": {"client": closed(ERR, None, None, "ETIMEDOUT", 31.202), "server": OPEN},
     "give-up": {"client": closed(ERR, None, None, "ETIMEDOUT", 928.848), "server": OPEN},
     "tcp-keepalive": {"client": closed(ERR, None, None, "ETIMEDOUT", 100.004), "server": OPEN},
     "user-timeout": {"client": closed(ERR, None, None, "ETIMEDOUT", 32.404), "server": OPEN},

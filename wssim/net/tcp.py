@@ -566,7 +566,9 @@ class Pipe:
             user_timeout = self.src.options.user_timeout
             if self.window_probing_since is None:
                 self.window_probing_since = now
-            elif user_timeout is not None and now - self.window_probing_since >= user_timeout:
+            elif (
+                user_timeout is not None and now - self.window_probing_since >= user_timeout - 1e-9
+            ):
                 self._time_out(now, f"window closed for {now - self.window_probing_since:g} s")
                 return
             if self.window_unanswered >= TCP_RETRIES2:
@@ -576,6 +578,13 @@ class Pipe:
             self.probe("zero-window probe", Tcp.WINDOW_PROBE)
             self.window_backoff = min(self.window_backoff + 1, TCP_RETRIES2)
         delay = min(base * 2**self.window_backoff, RTO_MAX)
+        user_timeout = self.src.options.user_timeout
+        if user_timeout is not None and self.window_probing_since is not None:
+            # tcp_clamp_probe0_to_user_timeout: the timer fires when the user timeout ends.
+            # The user timeout counts from the first probe, answered or not: a window closed
+            # that long ends the connection even if the peer is alive.
+            left = self.window_probing_since + user_timeout - now
+            delay = max(min(delay, left), 0.002)
         self.window_timer = net.loop.call_at(now + delay, self._probe_window, context=net.quiet)
 
     def sent(self, size: int) -> None:
