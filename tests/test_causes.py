@@ -209,7 +209,7 @@ def test_same_cause_same_trace() -> None:
 def test_bad_parameters_raise_value_error() -> None:
     with pytest.raises(ValueError, match="every must be a finite number of seconds > 0"):
         causes.flaky_link(every=0)
-    with pytest.raises(ValueError, match="action must be 'drop' or 'reset'"):
+    with pytest.raises(ValueError, match="action must be 'drop', 'reset' or 'reject'"):
         causes.idle_timeout(action="close")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="duration must be > 0"):
         causes.suspended(duration=0)

@@ -620,3 +620,44 @@ def test_changing_a_link_keeps_its_bandwidth() -> None:
         sim.inject(faults.Bandwidth("client", "server", rate=1000))
         sim.run(until=1)
         assert sim.link("client", "server", latency=0.05).bandwidth == 1000
+
+
+def test_an_idle_timeout_that_rejects_answers_the_next_sender_with_a_reset() -> None:
+    # A firewall's `reject with tcp reset`, or AWS's Network Load Balancer: the flow is
+    # forgotten in silence; the next segment is answered with an RST to its sender only.
+    seen: list[tuple[float, str, str]] = []
+
+    async def server() -> None:
+        async def push(ws: ServerConnection) -> None:
+            await asyncio.sleep(90 - asyncio.get_running_loop().time())
+            try:
+                await ws.send("news")
+                await ws.recv()
+            except ConnectionClosed as exc:
+                now = asyncio.get_running_loop().time()
+                seen.append((now, "server", type(exc.__cause__).__name__))
+
+        async with serve(push, "server", 8765, ping_interval=None):
+            await asyncio.Future()
+
+    async def client() -> None:
+        async with connect("ws://server:8765", ping_interval=None) as ws:
+            await ws.recv()
+
+    with world() as sim:
+        sim.host("server").spawn(server())
+        sim.host("client").spawn(client())
+        sim.inject(faults.IdleTimeout("client", "server", 60, "reject"), at=0)
+        trace = sim.run(until=200)
+    assert tcp(trace, since=1) == [
+        (
+            60.03,
+            "client",
+            "idle_timeout: the middlebox forgot this flow after 60 s idle; it will answer "
+            "the next segment with an RST",
+        ),
+        (90.01, "server", "idle_timeout: the middlebox does not know this flow; RST to the sender"),
+        (90.01, "server", "connection reset by peer"),
+    ]
+    assert seen == [(90.01, "server", "ConnectionResetError")]
+    assert closed(trace) == [(90.01, "server", 1006)]  # the client never learns

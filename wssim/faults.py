@@ -541,35 +541,48 @@ class IdleTimeout(_EffectFault):
             (nginx's ``proxy_read_timeout`` and AWS ALB: 60 s by default).
         action: ``"drop"``: later segments vanish, so the sender retransmits in vain and
             times out after about 15 minutes; ``"reset"``: both ends receive an RST when
-            the flow is forgotten.
+            the flow is forgotten (as Azure Load Balancer's "TCP reset on idle");
+            ``"reject"``: the next segment either end sends is answered with an RST, as a
+            firewall rule ``reject with tcp reset`` or AWS's Network Load Balancer do; the
+            other end learns only when it sends.
 
     Any traffic, data or WebSocket ping, counts as activity: heartbeats keep a flow alive.
+    So do TCP keepalive probes (``SO_KEEPALIVE``): they are segments on the path.
     """
 
     name = "idle_timeout"
     acted = "flow forgotten"
 
     def __init__(
-        self, a: str, b: str, timeout: float, action: Literal["drop", "reset"] = "drop"
+        self,
+        a: str,
+        b: str,
+        timeout: float,
+        action: Literal["drop", "reset", "reject"] = "drop",
     ) -> None:
         super().__init__(a, b)
         self.timeout = seconds(timeout, "timeout", positive=True)
-        if action not in ("drop", "reset"):
-            raise ValueError(f"action must be 'drop' or 'reset', got {action!r}")
+        if action not in ("drop", "reset", "reject"):
+            raise ValueError(f"action must be 'drop', 'reset' or 'reject', got {action!r}")
         self.action = action
         self._last: dict[TcpConnection, float] = {}
         self._timers: dict[TcpConnection, asyncio.TimerHandle] = {}
+        self._rejected: dict[TcpConnection, None] = {}
 
     @property
     def key(self) -> tuple[object, ...]:
         return ("idle_timeout", tuple(sorted(self.hosts)))
 
     def describe(self) -> str:
-        what = "later segments vanish" if self.action == "drop" else "RST to both ends"
+        what = {
+            "drop": "later segments vanish",
+            "reset": "RST to both ends",
+            "reject": "the next segment is answered with an RST",
+        }[self.action]
         return f"flows idle for {self.timeout:g} s are forgotten ({what})"
 
     def start(self, world: World) -> None:
-        self._last, self._timers = {}, {}
+        self._last, self._timers, self._rejected = {}, {}, {}
         super().start(world)
         for conn in world.network.connections_between(self.a, self.b):
             self._touch(conn)
@@ -579,17 +592,42 @@ class IdleTimeout(_EffectFault):
         if timer is not None:
             timer.cancel()
         self._last.pop(conn, None)
+        self._rejected.pop(conn, None)
 
     def stop(self, world: World) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         self._last.clear()
+        self._rejected.clear()
         super().stop(world)
 
     def passing(self, pipe: Pipe, segment: Segment, delay: float) -> list[tuple[Segment, float]]:
+        if pipe.conn in self._rejected:
+            if segment.kind != "RST":
+                self._reject(pipe)
+            return []
         self._touch(pipe.conn)
         return [(segment, delay)]
+
+    def _reject(self, pipe: Pipe) -> None:
+        """The middlebox answers a segment of a forgotten flow with an RST to its sender.
+
+        It sits in the middle of the path: the RST is back one one-way latency after the
+        segment left.
+        """
+        network = self.world.network
+        sender = pipe.src
+        back = network.link(pipe.src.host.name, pipe.dst.host.name).latency
+        why = "idle_timeout: the middlebox does not know this flow; RST to the sender"
+        network.loop.call_at(
+            network.loop.time() + back,
+            network.reset_from_path,
+            sender,
+            why,
+            self.acting(),
+            context=network.quiet,
+        )
 
     def _touch(self, conn: TcpConnection) -> None:
         loop = self.world.loop
@@ -616,6 +654,15 @@ class IdleTimeout(_EffectFault):
         why = f"idle_timeout: the middlebox forgot this flow after {self.timeout:g} s idle"
         if self.action == "reset":
             network.reset_both_ends(conn, why + "; RST to both ends", self.acting())
+        elif self.action == "reject":
+            self._rejected[conn] = None
+            network.observer.tcp(
+                conn,
+                "client",
+                conn.client.host.name,
+                why + "; it will answer the next segment with an RST",
+                self.acting(),
+            )
         else:
             conn.blackholed = True
             network.observer.tcp(

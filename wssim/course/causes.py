@@ -82,7 +82,7 @@ def partition(at: float = 1.0, *, duration: float | None = None, until: float = 
 def idle_timeout(
     timeout: float = 60.0,
     *,
-    action: Literal["drop", "reset"] = "reset",
+    action: Literal["drop", "reset", "reject"] = "reset",
     ping_interval: float | None = None,
     push_at: float | None = 90.0,
     until: float | None = None,
@@ -92,7 +92,8 @@ def idle_timeout(
     Args:
         timeout: the middlebox's idle timeout (nginx, AWS ALB: 60 s).
         action: ``"reset"``: it sends an RST to both ends; ``"drop"``: it forgets the
-            flow silently, and later segments vanish.
+            flow silently, and later segments vanish; ``"reject"``: it answers the next
+            segment with an RST to its sender (see :class:`wssim.faults.IdleTimeout`).
         ping_interval: both sides' keepalive (None: off, as in many stacks; 20: websockets'
             default, and any traffic keeps the flow alive).
         push_at: when the server pushes a message to the client (None: never).

@@ -291,6 +291,13 @@ class Network:
             if endpoint is not None:
                 self._reset_arrived(endpoint)
 
+    def reset_from_path(self, endpoint: ConnectionEnd, why: str, cause: FaultInfo) -> None:
+        """Something on the path (``cause``) answers ``endpoint`` with an RST now."""
+        if endpoint.closed or not endpoint.alive:
+            return
+        self.observer.tcp(endpoint.conn, endpoint.side, endpoint.host.name, why, cause)
+        self._reset_arrived(endpoint)
+
     def pipe_closed(self, endpoint: ConnectionEnd) -> None:
         """The application let go of this endpoint; forget the connection once both did."""
         conn = endpoint.conn
