@@ -18,14 +18,16 @@ from wssim.lab.detection import (
     frame_size,
     heartbeat_bytes,
     hourly_bytes,
+    hourly_probes,
     keepalive_stack,
     measure,
     run_stack,
     sweep,
     sweep_table,
+    tcp_keepalive_stack,
 )
 from wssim.plot import tradeoff
-from wssim.toolkit.heartbeat import NO_HEARTBEAT, STACKS, Heartbeat, Side, Stack
+from wssim.toolkit.heartbeat import NO_HEARTBEAT, STACKS, Heartbeat, Side, Stack, TcpKeepalive
 from wssim.trace import Event, FrameInfo, Tcp, Trace
 
 
@@ -270,3 +272,66 @@ def test_a_frozen_server_drops_a_healthy_client() -> None:
     client, server = detect(trace, "client"), detect(trace, "server")
     assert (client.noticed, client.learned, client.code) == (80.04, 90.01, 1006)
     assert (server.noticed, server.learned, server.code) == (None, 90.02, 1011)
+
+
+# TCP keepalive
+
+
+LINUX = tcp_keepalive_stack(TcpKeepalive())
+TUNED = tcp_keepalive_stack(TcpKeepalive(30, 10, 3))
+
+
+def test_tcp_keepalive_stack_turns_pings_off_and_keepalive_on_for_the_client() -> None:
+    assert TUNED.name == "TCP keepalive 30/10/3"
+    assert TUNED.client.tcp_keepalive == TcpKeepalive(30, 10, 3)
+    assert TUNED.server.tcp_keepalive is None
+    assert TUNED.server.ping_interval is None and TUNED.client.ping_interval is None
+    with pytest.raises(ValueError, match="keepalive must be a TcpKeepalive"):
+        tcp_keepalive_stack((30, 10, 3))  # type: ignore[arg-type]
+
+
+def test_measure_tcp_keepalive_at_linux_defaults() -> None:
+    found = measure(LINUX, faults.PowerLoss("server"), "client")
+    # Healthy probes go at 7200.04, 14400.06, 21600.08 (each 7200 s after the last answer);
+    # the last one lands at 21600.09. A power loss just before the answer leaves makes
+    # that probe the first of nine unanswered: 9 x 75 s later (22275.08). Just after:
+    # 7875 s after the answer lands (21600.10), at 29475.10.
+    assert [d.fault for d in found.samples] == [
+        21600.079999,
+        21600.080001,
+        21600.089999,
+        21600.090001,
+    ]
+    assert [d.learned for d in found.samples] == [22275.08, 22275.08, 22275.08, 29475.1]
+    assert found.delays() == (674.990001, 7875.009999)
+    assert found.delays(noticed=True) == found.delays()  # the kernel gives up and closes
+    assert found.worst.how == (
+        "keepalive: 9 probes unanswered after 7875 s of silence: connection timed out"
+    )
+    assert found.worst.code == 1006
+
+
+def test_measure_tcp_keepalive_tuned() -> None:
+    found = measure(TUNED, faults.PowerLoss("server"), "client")
+    # count x interval - 10 ms at best, idle + count x interval + 10 ms at worst.
+    assert found.delays() == (29.990001, 60.009999)
+    assert (found.best.learned, found.worst.learned) == (120.08, 150.1)
+
+
+def test_tcp_keepalive_never_notices_a_frozen_process_and_pings_do() -> None:
+    # The frozen server's kernel answers every probe.
+    assert measure(TUNED, faults.Freeze("server"), "client").delays() == (None, None)
+    pings = measure(STACKS["websockets"], faults.Freeze("server"), "client")
+    assert pings.delays() == (29.990001, 49.989999)
+
+
+def test_hourly_probes() -> None:
+    # One probe per idle period plus a round trip (30.02 s): 479 in 4 hours.
+    assert hourly_probes(TUNED, hours=4) == 119.75
+    assert hourly_probes(TUNED) == 119
+    assert hourly_probes(LINUX, hours=4) == 0.5
+    assert hourly_probes(STACKS["websockets"]) == 0  # pings keep the connection busy
+    both = Stack("both", Side(), Side(tcp_keepalive=TcpKeepalive(30, 10, 3)))
+    assert hourly_probes(both) == 0
+    with pytest.raises(ValueError, match="hours must be a number > 0"):
+        hourly_probes(TUNED, hours=0)

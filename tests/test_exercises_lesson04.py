@@ -7,7 +7,7 @@ import pytest
 from wssim import faults
 from wssim.course.exercises import lesson04
 from wssim.lab.detection import keepalive_stack, run_stack
-from wssim.toolkit.heartbeat import STACKS, Heartbeat, Side, Stack
+from wssim.toolkit.heartbeat import STACKS, Heartbeat, Side, Stack, TcpKeepalive
 from wssim.trace import Event
 
 DEFAULTS = {"ping_interval": 20, "ping_timeout": 20, "close_timeout": 10}
@@ -235,3 +235,75 @@ def test_the_learner_experiment_is_checked_before_the_answer() -> None:
     assert "without calling it" in lesson04.frozen_loop(asynchronous(40, 25), 20).text  # type: ignore[arg-type]
     for bad in (unfinished, always, never, breaks, asynchronous):
         assert not lesson04.frozen_loop(bad, 19.98).passed  # type: ignore[arg-type]
+
+
+# Exercise 3: TCP keepalive within 30 s, 180 probes per hour, a lost probe survived
+
+
+def test_the_lesson_answer_for_tcp_keepalive_passes_with_its_measurements() -> None:
+    feedback = lesson04.tcp_keepalive(TcpKeepalive(idle=20, interval=5, count=2))
+    assert feedback.passed
+    assert feedback.text == (
+        "the client learns within 30.010 s at worst, with 179.75 probes per hour; a lost probe "
+        "is made up by the next one. The silence (20 + 2 × 5 = 30 s) starts when the server's "
+        "last answer arrives, 10 ms after it left."
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        TcpKeepalive(20, 2, 5),
+        TcpKeepalive(20, 1, 10),
+        TcpKeepalive(24, 3, 2),
+        TcpKeepalive(28, 1, 2),
+        {"idle": 20, "interval": 5, "count": 2},
+    ],
+)
+def test_other_right_tcp_keepalives_pass(answer: object) -> None:
+    feedback = lesson04.tcp_keepalive(answer)
+    assert feedback.passed
+    assert "within 30.010 s at worst" in feedback.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        # Linux's defaults: the starting point.
+        (
+            TcpKeepalive(),
+            "the client learns within 7875.010 s at worst, with 0.5 probes per hour. At worst "
+            "the client hears nothing for TCP_KEEPIDLE + TCP_KEEPCNT × TCP_KEEPINTVL seconds",
+        ),
+        # The lesson's tuned values: a minute, not 30 s.
+        (TcpKeepalive(30, 10, 3), "the client learns within 60.010 s at worst"),
+        # 1 s over: 21 + 2 x 5 = 31.
+        (TcpKeepalive(21, 5, 2), "the client learns within 31.010 s at worst"),
+        # Soon enough, but too many probes: every 19 s.
+        (TcpKeepalive(19, 5, 2), "with 189.25 probes per hour, over 180. Each answer starts"),
+        (TcpKeepalive(1, 1, 2), "with 3,529.5 probes per hour, over 180"),
+        # One probe only: a lost one ends a healthy connection.
+        (TcpKeepalive(20, 10, 1), "but a single lost probe ends a healthy connection"),
+        (TcpKeepalive(29, 1, 1), "but a single lost probe ends a healthy connection"),
+    ],
+)
+def test_wrong_tcp_keepalives_get_a_hint(answer: TcpKeepalive, hint: str) -> None:
+    feedback = lesson04.tcp_keepalive(answer)
+    assert not feedback.passed
+    assert hint in feedback.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (None, "give keepalive as TcpKeepalive(idle=..., interval=..., count=...)"),
+        ((20, 5, 2), "give keepalive as TcpKeepalive("),
+        ({"idle": 20, "intvl": 5}, "only idle, interval and count set TCP keepalive here"),
+        ({"idle": 0}, "idle must be an integer from 1 to 32767, got 0 (Linux's range"),
+        ({"count": 2.5}, "count must be an integer from 1 to 127, got 2.5"),
+    ],
+)
+def test_malformed_tcp_keepalives_get_a_hint_without_raising(answer: object, hint: str) -> None:
+    feedback = lesson04.tcp_keepalive(answer)
+    assert not feedback.passed
+    assert hint in feedback.text

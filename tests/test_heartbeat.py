@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from websockets.asyncio.client import connect
@@ -17,6 +18,7 @@ from wssim.toolkit.heartbeat import (
     Heartbeat,
     Side,
     Stack,
+    TcpKeepalive,
     connect_stack,
     serve_stack,
 )
@@ -222,3 +224,89 @@ def test_serve_and_connect_stack_hold_until_closed() -> None:
     closed = trace.first(kind="closed", side="client")
     assert closed is not None
     assert (closed.time, closed.code) == (5.01, 1006)
+
+
+# TCP keepalive, the kernel's
+
+
+def test_tcp_keepalive_defaults_are_linuxs_and_its_silence_follows_tcp7() -> None:
+    # tcp(7): tcp_keepalive_time 7200, tcp_keepalive_intvl 75, tcp_keepalive_probes 9.
+    assert TcpKeepalive() == TcpKeepalive(idle=7200, interval=75, count=9)
+    assert TcpKeepalive().silence == 7875
+    assert TcpKeepalive(30, 10, 3).silence == 60
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"idle": 0}, "idle must be an integer from 1 to 32767, got 0"),
+        ({"interval": 32768}, "interval must be an integer from 1 to 32767"),
+        ({"count": 128}, "count must be an integer from 1 to 127, got 128"),
+        ({"count": 2.5}, "count must be an integer from 1 to 127, got 2.5"),
+        ({"idle": True}, "idle must be an integer"),
+    ],
+)
+def test_bad_tcp_keepalive_settings_name_the_option(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        TcpKeepalive(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tcp_keepalive must be a TcpKeepalive or None"):
+        Side(tcp_keepalive=(30, 10, 3))  # type: ignore[arg-type]
+
+
+def test_tcp_keepalive_sets_the_sockets_options() -> None:
+    calls: list[tuple[int, int, int]] = []
+
+    class Sock:
+        def setsockopt(self, level: int, option: int, value: int) -> None:
+            calls.append((level, option, value))
+
+    TcpKeepalive(30, 10, 3).apply(Sock())
+    assert calls == [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30),
+        (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10),
+        (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3),
+    ]
+
+
+TCP_ONLY = Stack(
+    "tcp",
+    Side(None, None),
+    Side(None, None, tcp_keepalive=TcpKeepalive(30, 10, 3)),
+    "TCP keepalive",
+)
+
+
+def test_a_stack_with_tcp_keepalive_alone_has_its_idle_as_period() -> None:
+    assert (TCP_ONLY.period, TCP_ONLY.horizon()) == (30.0, 60.0)
+    # With pings, the pings set the rhythm: the connection is never idle for 30 s.
+    both = Stack("both", Side(), Side(tcp_keepalive=TcpKeepalive(30, 10, 3)))
+    assert (both.period, both.horizon()) == (20.0, 60.0)
+    linux = Stack("linux", Side(None, None), Side(None, None, tcp_keepalive=TcpKeepalive()))
+    assert (linux.period, linux.horizon()) == (7200.0, 7875.0)
+
+
+def test_connect_stack_turns_tcp_keepalive_on_and_a_dead_server_times_out() -> None:
+    trace = run_stack(TCP_ONLY, fault=faults.PowerLoss("server"), at=60, until=300)
+    # The 101 response arrives at 0.04: a probe 30 s later, answered at 30.06; the server
+    # is dead by the next (60.06), and two more 10 s apart go unanswered: 60 s of silence.
+    probes = trace.filter(kind="tcp", contains="keepalive probe")
+    assert [(e.time, e.arrives) for e in probes] == [
+        (30.04, 30.05),
+        (60.06, None),
+        (70.06, None),
+        (80.06, None),
+    ]
+    gave_up = trace.first(kind="tcp", contains="keepalive:")
+    assert gave_up is not None
+    assert (gave_up.time, gave_up.side, gave_up.text) == (
+        90.06,
+        "client",
+        "keepalive: 3 probes unanswered after 60 s of silence: connection timed out",
+    )
+    client = detect(trace, "client")
+    assert (client.noticed, client.learned, client.code) == (90.06, 90.06, 1006)
+    # The server's side has no keepalive: it sends no probe.
+    assert all(e.side == "client" for e in probes)

@@ -4,7 +4,8 @@ Read from a trace: :func:`detect` finds when a fault started and when one side l
 of it (its ``closed`` event, or a TCP failure), and :func:`heartbeat_bytes` adds up the
 heartbeat frames on the wire, headers included. Measured by running simulations:
 :func:`measure` injects a fault at the instants that give the best and the worst case,
-:func:`hourly_bytes` counts an hour of heartbeats, :func:`sweep` does both over a grid of
+:func:`hourly_bytes` counts an hour of heartbeats (:func:`hourly_probes`, of TCP keepalive
+probes, which are segments, not frames), :func:`sweep` does both over a grid of
 websockets' ``ping_interval`` and ``ping_timeout``, and :func:`compare` over stacks.
 :func:`wssim.plot.tradeoff` draws detection time against overhead.
 """
@@ -20,7 +21,16 @@ from websockets.frames import Opcode
 
 from wssim import faults as faults_
 from wssim.simulation import Simulation
-from wssim.toolkit.heartbeat import TIMEOUT_LOG, Side, Stack, connect_stack, matcher, serve_stack
+from wssim.toolkit.heartbeat import (
+    NO_KEEPALIVE,
+    TIMEOUT_LOG,
+    Side,
+    Stack,
+    TcpKeepalive,
+    connect_stack,
+    matcher,
+    serve_stack,
+)
 from wssim.trace.events import Event, Table, Tcp, Trace, microseconds
 from wssim.trace.lifecycle import faults as fault_spans
 
@@ -35,15 +45,19 @@ __all__ = [
     "frame_size",
     "heartbeat_bytes",
     "hourly_bytes",
+    "hourly_probes",
     "keepalive_stack",
     "measure",
     "run_stack",
     "sweep",
     "sweep_table",
+    "tcp_keepalive_stack",
 ]
 
-# Each side's own words when its heartbeat gives up: websockets' keepalive, or ours.
+# Each side's own words when its heartbeat gives up: websockets' keepalive, or ours; and
+# the kernel's, when TCP keepalive gives up.
 _GAVE_UP = ("- timed out waiting for keepalive pong", TIMEOUT_LOG)
+_KEEPALIVE_GAVE_UP = "keepalive:"
 _TCP_FAILURES = (Tcp.TIMED_OUT, Tcp.RESET)
 # A fault this close before or after a frame: the frame escapes, or it does not.
 _NUDGE = 1e-6
@@ -116,8 +130,8 @@ class Detection:
         side: ``"client"`` or ``"server"``.
         fault: when the fault started.
         noticed: when this side's heartbeat gave up (websockets' ``- timed out waiting
-            for keepalive pong``, or an application heartbeat's ``- heartbeat timeout``),
-            or None.
+            for keepalive pong``, an application heartbeat's ``- heartbeat timeout``, or
+            the kernel's TCP keepalive: ``keepalive: N probes unanswered ...``), or None.
         learned: when the connection ended for this side: its ``closed`` event (the
             moment ``recv()`` raises) or a TCP failure, whichever came first; None if it
             never did within the trace.
@@ -170,7 +184,17 @@ def detect(
         conn = trace.connections[0]
     events = trace.filter(conn=conn, side=side, since=start)
     noticed = next(
-        (e.time for e in events if e.kind == "log" and e.text.startswith(_GAVE_UP)), None
+        (
+            e.time
+            for e in events
+            if (e.kind == "log" and e.text.startswith(_GAVE_UP))
+            or (
+                e.kind == "tcp"
+                and e.detail is Tcp.TIMED_OUT
+                and e.text.startswith(_KEEPALIVE_GAVE_UP)
+            )
+        ),
+        None,
     )
     end = next(
         (
@@ -271,7 +295,8 @@ def measure(
     """How soon ``side`` learns of ``fault``, at best and at worst.
 
     A first run without the fault finds, over one heartbeat period, every instant a frame
-    of the other side was sent or arrived. How long ``side`` takes to learn only jumps at
+    of the other side was sent or arrived, and every instant a TCP keepalive probe was sent
+    or arrived (where it is answered). How long ``side`` takes to learn only jumps at
     those instants (in between, it learns at the same moment, so later faults are learned
     of sooner): injecting the fault one microsecond before and after each of them gives the
     best and the worst case. Without any heartbeat, the fault is injected once.
@@ -283,7 +308,8 @@ def measure(
         seed: the simulations' seed.
         latency: one-way latency between client and server.
         horizon: how long to wait after the fault (default: enough for any heartbeat of
-            ``stack`` to give up and close, plus 5 s; 3600 s without heartbeats).
+            ``stack``, TCP keepalive included, to give up and close, plus 5 s; 3600 s
+            without heartbeats).
 
     Raises:
         ValueError: for a bad stack, fault or side.
@@ -306,8 +332,14 @@ def measure(
                 instants[e.time] = None
                 if e.arrives is not None:
                     instants[e.arrives] = None
+        # A keepalive probe is answered where it arrives: either side's probes count.
+        for e in quiet.filter(kind="tcp", since=start):
+            if e.detail is Tcp.KEEPALIVE:
+                instants[e.time] = None
+                if e.arrives is not None:
+                    instants[e.arrives] = None
         times = sorted({microseconds(t + d) for t in instants for d in (-_NUDGE, _NUDGE)})
-    else:
+    if not period or not times:
         times = [start]
     samples = tuple(
         detect(
@@ -335,6 +367,25 @@ def hourly_bytes(stack: Stack, *, seed: int = 0, latency: float = 0.010, hours: 
     return round(heartbeat_bytes(trace, messages=messages, since=start, until=stop) / hours)
 
 
+def hourly_probes(
+    stack: Stack, *, seed: int = 0, latency: float = 0.010, hours: float = 1.0
+) -> float:
+    """TCP keepalive probes sent during one hour of a healthy, idle connection (both
+    sides; each is answered by one empty segment), counted after the heartbeats settle.
+
+    With ``hours`` other than 1, the count over that time divided by ``hours``: with
+    Linux's ``tcp_keepalive_time`` of 7200 s, ``hours=4`` counts 2 probes, 0.5 per hour.
+    """
+    stack = _check_stack(stack)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0:
+        raise ValueError(f"hours must be a number > 0, got {hours!r}")
+    start = _warmup(stack)
+    stop = start + 3600.0 * hours
+    trace = run_stack(stack, until=stop, seed=seed, latency=latency)
+    sent = trace.filter(kind="tcp", since=start, until=stop)
+    return sum(1 for e in sent if e.detail is Tcp.KEEPALIVE and e.time < stop) / hours
+
+
 # Sweeping websockets' keepalive
 
 
@@ -351,6 +402,16 @@ def keepalive_stack(
     client = server if client_pings else Side(None, None, close_timeout)
     name = f"websockets {ping_interval:g}/{ping_timeout:g}/{close_timeout:g}"
     return Stack(name, server, client, "WebSocket ping")
+
+
+def tcp_keepalive_stack(keepalive: TcpKeepalive) -> Stack:
+    """TCP keepalive with these settings on the client's socket, and nothing else:
+    websockets' pings are off on both sides (``ping_interval=None``)."""
+    if not isinstance(keepalive, TcpKeepalive):
+        raise ValueError(f"keepalive must be a TcpKeepalive, got {keepalive!r}")
+    name = f"TCP keepalive {keepalive.idle}/{keepalive.interval}/{keepalive.count}"
+    client = Side(None, None, tcp_keepalive=keepalive)
+    return Stack(name, NO_KEEPALIVE, client, "TCP keepalive", "SO_KEEPALIVE on the client")
 
 
 @dataclass(frozen=True)

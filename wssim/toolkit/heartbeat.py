@@ -4,8 +4,10 @@ Browsers answer WebSocket pings but cannot send them (JavaScript has no ping API
 frameworks send their own heartbeat as ordinary messages. :class:`Heartbeat` is one such
 heartbeat, configurable enough to model Socket.IO, SignalR and Phoenix; :class:`Stack`
 puts a keepalive on each side of a connection, and :data:`STACKS` holds the defaults of
-websockets, Socket.IO, SignalR and Phoenix. :func:`serve_stack` and :func:`connect_stack`
-run one stack's server and client in a simulation.
+websockets, Socket.IO, SignalR and Phoenix. :class:`TcpKeepalive` is the kernel's own
+keepalive, turned on with socket options, as an application does it on Linux.
+:func:`serve_stack` and :func:`connect_stack` run one stack's server and client in a
+simulation.
 
 A heartbeat that gives up logs one line on the connection's logger (``- heartbeat
 timeout: ...``, in the style of websockets' own ``- timed out waiting for keepalive
@@ -18,14 +20,18 @@ import asyncio
 import contextlib
 import math
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from wssim.net.sockopt import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME
 
 __all__ = [
     "NO_HEARTBEAT",
@@ -36,6 +42,7 @@ __all__ = [
     "Heartbeat",
     "Side",
     "Stack",
+    "TcpKeepalive",
     "connect_stack",
     "matcher",
     "serve_stack",
@@ -238,6 +245,58 @@ class _State:
     pong_due: float | None = None  # the deadline of the ping awaiting its pong
 
 
+# Linux's limits for the keepalive options (include/net/tcp.h: MAX_TCP_KEEPIDLE,
+# MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT).
+_KEEPALIVE_LIMITS = {"idle": 32767, "interval": 32767, "count": 127}
+
+
+@dataclass(frozen=True)
+class TcpKeepalive:
+    """TCP keepalive, as an application turns it on for one socket on Linux (tcp(7)).
+
+    :meth:`apply` sets ``SO_KEEPALIVE`` and the three options on a socket; the kernel then
+    sends a probe (an empty segment) after ``idle`` seconds without any segment from the
+    peer, and one every ``interval`` seconds while they go unanswered; after ``count``
+    unanswered probes it times the connection out (``ETIMEDOUT``: websockets reports
+    1006, caused by a ``TimeoutError``). Any segment from the peer, an answer to a probe
+    included, starts the idle time again. The defaults are Linux's
+    (``net.ipv4.tcp_keepalive_time``, ``_intvl``, ``_probes``: 7200, 75, 9).
+
+    Args:
+        idle: ``TCP_KEEPIDLE``, seconds of silence before the first probe.
+        interval: ``TCP_KEEPINTVL``, seconds between unanswered probes.
+        count: ``TCP_KEEPCNT``, unanswered probes before the connection times out.
+
+    Raises:
+        ValueError: for a value that is not an integer in Linux's range (1 to 32767
+            seconds; 1 to 127 probes).
+    """
+
+    idle: int = KEEPALIVE_TIME
+    interval: int = KEEPALIVE_INTERVAL
+    count: int = KEEPALIVE_PROBES
+
+    def __post_init__(self) -> None:
+        for name, high in _KEEPALIVE_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ValueError(f"{name} must be an integer from 1 to {high}, got {value!r}")
+
+    @property
+    def silence(self) -> int:
+        """The longest silence before the kernel gives up: ``idle + count * interval``
+        seconds after the last segment heard from the peer."""
+        return self.idle + self.count * self.interval
+
+    def apply(self, sock: Any) -> None:
+        """Turn keepalive on for ``sock`` (``transport.get_extra_info("socket")``), with
+        these settings, as ``setsockopt`` does it on Linux."""
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self.interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.count)
+
+
 @dataclass(frozen=True)
 class Side:
     """How one side of a connection keeps it alive.
@@ -250,12 +309,15 @@ class Side:
         close_timeout: how long websockets waits for the closing handshake before it
             drops TCP.
         heartbeat: an application-level heartbeat, or None.
+        tcp_keepalive: the kernel's TCP keepalive, turned on for this side's socket, or
+            None (off, as on Linux unless the application sets ``SO_KEEPALIVE``).
     """
 
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 10.0
     heartbeat: Heartbeat | None = None
+    tcp_keepalive: TcpKeepalive | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -270,6 +332,10 @@ class Side:
         object.__setattr__(self, "close_timeout", close_timeout)
         if self.heartbeat is not None and not isinstance(self.heartbeat, Heartbeat):
             raise ValueError(f"heartbeat must be a Heartbeat or None, got {self.heartbeat!r}")
+        if self.tcp_keepalive is not None and not isinstance(self.tcp_keepalive, TcpKeepalive):
+            raise ValueError(
+                f"tcp_keepalive must be a TcpKeepalive or None, got {self.tcp_keepalive!r}"
+            )
 
     @property
     def options(self) -> dict[str, float | None]:
@@ -306,20 +372,28 @@ class Stack:
 
     @property
     def period(self) -> float:
-        """The longest interval between two heartbeats of either side (0 without any)."""
+        """The longest interval between two heartbeats of either side (0 without any).
+
+        Without WebSocket pings or application heartbeats, TCP keepalive's ``idle``: on a
+        healthy idle connection a probe goes every ``idle`` seconds (with heartbeats the
+        connection is rarely idle that long, and they set the rhythm)."""
         intervals = [
             t
             for s in (self.server, self.client)
             for t in (s.ping_interval, s.heartbeat.interval if s.heartbeat else None)
             if t is not None
         ]
-        return max(intervals, default=0.0)
+        idles = [s.tcp_keepalive.idle for s in (self.server, self.client) if s.tcp_keepalive]
+        return max(intervals or idles, default=0.0)
 
     def horizon(self) -> float:
         """A bound on how long either side can take to give up on a dead peer: the longest
-        heartbeat cycle plus its timeouts plus the closing handshake (0 without any)."""
+        heartbeat cycle plus its timeouts plus the closing handshake, or TCP keepalive's
+        longest silence (0 without any)."""
         bounds = [0.0]
         for s in (self.server, self.client):
+            if s.tcp_keepalive is not None:
+                bounds.append(float(s.tcp_keepalive.silence))
             if s.ping_interval is not None and s.ping_timeout is not None:
                 bounds.append(s.ping_interval + s.ping_timeout + s.close_timeout)
             h = s.heartbeat
@@ -412,6 +486,8 @@ every side waits ``close_timeout`` = 10 s for the closing handshake, as websocke
 
 async def _hold(side: Side, websocket: ServerConnection | ClientConnection) -> None:
     """Keep one end of a connection until it closes, with its heartbeat if it has one."""
+    if side.tcp_keepalive is not None:
+        side.tcp_keepalive.apply(websocket.transport.get_extra_info("socket"))
     if side.heartbeat is not None:
         await side.heartbeat.run(websocket)
         return

@@ -1,7 +1,7 @@
-"""Checks for lesson 04, heartbeats: keepalive settings within a budget, and how long a
-server's event loop can be blocked.
+"""Checks for lesson 04, heartbeats: keepalive settings within a budget, how long a
+server's event loop can be blocked, and TCP keepalive tuned to a deadline.
 
-Both checks measure in fresh simulations, with :mod:`wssim.lab.detection`: the learner's
+The checks measure in fresh simulations, with :mod:`wssim.lab.detection`: the learner's
 settings, and the freezes the learner's own experiment function reports on.
 """
 
@@ -13,10 +13,25 @@ from typing import Any
 
 from wssim import faults
 from wssim.course.exercises import Feedback, correct, not_yet
-from wssim.lab.detection import hourly_bytes, measure, run_stack
-from wssim.toolkit.heartbeat import STACKS, Side, Stack
+from wssim.lab.detection import (
+    hourly_bytes,
+    hourly_probes,
+    measure,
+    run_stack,
+    tcp_keepalive_stack,
+)
+from wssim.toolkit.heartbeat import STACKS, Side, Stack, TcpKeepalive
 
-__all__ = ["BUDGET", "SAFE_FREEZE", "WITHIN", "frozen_loop", "keepalive_budget"]
+__all__ = [
+    "BUDGET",
+    "PROBES_PER_HOUR",
+    "SAFE_FREEZE",
+    "TCP_WITHIN",
+    "WITHIN",
+    "frozen_loop",
+    "keepalive_budget",
+    "tcp_keepalive",
+]
 
 WITHIN = 30.0
 """Exercise 1: the server must learn that a client lost power within this many seconds."""
@@ -31,7 +46,19 @@ with websockets' defaults: ``ping_timeout`` (20 s) minus the ping's and the pong
 (t = 40.049999 s) is survived if it ends before 60.030 s (19.9800005 s) and drops the client
 if it ends at 60.030 s or later (19.980001 s; so 19.99 s and 20 s drop it)."""
 
+TCP_WITHIN = 30.0
+"""Exercise 3: the client must learn that the server lost power at most this many seconds
+after the server's last answer (plus the 10 ms that answer takes to arrive)."""
+
+PROBES_PER_HOUR = 180
+"""Exercise 3: TCP keepalive probes per hour of a healthy idle connection, at most (as many
+as websockets' pings from one side, every 20 s)."""
+
 _OPTIONS = ("ping_interval", "ping_timeout", "close_timeout")
+# Exercise 3: the one-way latency of the lesson's simulations; the server's last answer
+# takes that long to arrive, so the client's silence starts that much after the fault.
+_LATENCY = 0.010
+_KEEPALIVE_FIELDS = ("idle", "interval", "count")
 # A ping and its pong take 16 bytes with headers (6 unmasked, 10 masked): pinging more
 # often than every second is far over the budget, and would make an hour of simulation
 # needlessly long. Times over an hour are far beyond the 30 s asked for.
@@ -243,4 +270,84 @@ def frozen_loop(dropped: Callable[[float, float], Any], longest_safe_freeze: obj
     return correct(
         f"a freeze up to ping_timeout minus a round trip ({SAFE_FREEZE:g} s here) never drops "
         "a healthy client; a longer one can, depending on when it starts."
+    )
+
+
+# Exercise 3: TCP keepalive
+
+
+def _tcp_keepalive(answer: object) -> TcpKeepalive | str:
+    """The learner's TCP keepalive, from a TcpKeepalive or a dict; or what is wrong."""
+    if isinstance(answer, TcpKeepalive):
+        return answer
+    if not isinstance(answer, Mapping):
+        return (
+            "give keepalive as TcpKeepalive(idle=..., interval=..., count=...) (seconds, "
+            f"seconds, probes: TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT); got {answer!r}."
+        )
+    unknown = [k for k in answer if k not in _KEEPALIVE_FIELDS]
+    if unknown:
+        return f"only idle, interval and count set TCP keepalive here, not {unknown[0]!r}."
+    try:
+        return TcpKeepalive(**answer)
+    except ValueError as exc:
+        return f"{exc} (Linux's range for that option)."
+
+
+def _survives_a_lost_probe(stack: Stack) -> bool:
+    """Whether a healthy idle connection outlives the loss of the client's first probe."""
+    quiet = run_stack(stack, until=stack.period + 1.0)
+    first = quiet.first(kind="tcp", contains="keepalive probe")
+    assert first is not None  # a probe goes TCP_KEEPIDLE after the handshake
+    # Cut the path for 2 ms around the probe: it is lost, nothing else is.
+    trace = run_stack(
+        stack,
+        fault=faults.Partition("client", "server"),
+        at=first.time - 0.001,
+        duration=0.002,
+        until=first.time + stack.horizon() + 5.0,
+    )
+    return trace.first(kind="closed") is None
+
+
+def tcp_keepalive(keepalive: object) -> Feedback:
+    """Exercise 3: tune the client's TCP keepalive (websockets' pings off on both sides) so
+    that it learns that the server lost power at most :data:`TCP_WITHIN` seconds after the
+    server's last answer, with at most :data:`PROBES_PER_HOUR` probes per hour of a healthy
+    idle connection, and so that one lost probe does not end a healthy connection.
+
+    Args:
+        keepalive: a :class:`~wssim.toolkit.heartbeat.TcpKeepalive`, or a dict of its
+            arguments (``idle``, ``interval``, ``count``).
+    """
+    chosen = _tcp_keepalive(keepalive)
+    if isinstance(chosen, str):
+        return not_yet(chosen)
+    stack = tcp_keepalive_stack(chosen)
+    _, worst = measure(stack, faults.PowerLoss("server"), "client").delays()
+    # Over 4 hours, and two idle periods at least, as the lesson counts them (0.5 per
+    # hour at Linux's 7200 s).
+    probes = hourly_probes(stack, hours=max(4.0, 2 * chosen.idle / 3600))
+    when = "never learns" if worst is None else f"learns within {worst:.3f} s at worst"
+    measured = f"the client {when}, with {probes:,g} probes per hour"
+    if worst is None or worst > TCP_WITHIN + _LATENCY + _TOLERANCE:
+        return not_yet(
+            f"{measured}. At worst the client hears nothing for TCP_KEEPIDLE + TCP_KEEPCNT × "
+            "TCP_KEEPINTVL seconds after the server's last answer (tcp(7)): make that at most "
+            f"{TCP_WITHIN:g} s."
+        )
+    if probes > PROBES_PER_HOUR:
+        return not_yet(
+            f"{measured}, over {PROBES_PER_HOUR}. Each answer starts the idle time again: on a "
+            "healthy connection, how often does a probe go?"
+        )
+    if not _survives_a_lost_probe(stack):
+        return not_yet(
+            f"{measured}, but a single lost probe ends a healthy connection: how many "
+            "unanswered probes does it take before the kernel gives up?"
+        )
+    return correct(
+        f"{measured}; a lost probe is made up by the next one. The silence "
+        f"({chosen.idle} + {chosen.count} × {chosen.interval} = {chosen.silence} s) starts "
+        f"when the server's last answer arrives, {_LATENCY * 1000:g} ms after it left."
     )
