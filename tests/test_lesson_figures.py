@@ -261,7 +261,7 @@ def test_lesson04_keepalive_timeline() -> None:
 def test_lesson05_sequences_hold_their_notes() -> None:
     ns = figure("05", "cell-17")
     shown = honest(ns["ax"])
-    assert shown.lane("c1", "client").closed_at == pytest.approx(20.04)  # resets at 20 s
+    assert shown.lane("c1", "client").closed_at == pytest.approx(20.04)  # aborts at 20 s
 
 
 # Lesson 06
