@@ -192,6 +192,7 @@ _SEGMENTS = {"SYN-ACK": Tcp.SYN_ACK, "FIN": Tcp.FIN, "RST": Tcp.RST}
 # window) lost on the way is simply unanswered.
 PROBES = ("PROBE", "PROBE-ACK")
 _TIMED_OUT = "Connection timed out"
+DEFAULT_OPTIONS = SocketOptions()
 
 
 class ConnectionEnd:
@@ -206,7 +207,7 @@ class ConnectionEnd:
         self.transport: EndTransport | None = None
         self.closed = False  # the socket is closed: arriving data is answered with RST
         self.fin_received = False
-        self.options = SocketOptions()
+        self.options = DEFAULT_OPTIONS  # immutable: shared until an option is set
         # When a segment last arrived from the peer: keepalive counts silence from there.
         self.last_heard = 0.0
         self.keepalive_timer: asyncio.TimerHandle | None = None

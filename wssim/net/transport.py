@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 from wssim.core.hosts import Host
 from wssim.net.link import Segment
 from wssim.net.sockopt import SimSocket, SocketOptions
-from wssim.net.tcp import SEND_BUFFER, ConnectionEnd, Pipe
+from wssim.net.tcp import DEFAULT_OPTIONS, SEND_BUFFER, ConnectionEnd, Pipe
 
 __all__ = ["ServerFabric", "SimServer", "SimTransport"]
 
@@ -316,7 +316,7 @@ class SimServer(asyncio.AbstractServer):
         self._closed = False
         self._closed_waiter: asyncio.Future[None] = network.loop.create_future()
         self._serving_forever: asyncio.Future[None] | None = None
-        self._options = SocketOptions()
+        self._options = DEFAULT_OPTIONS
 
     def __repr__(self) -> str:
         return f"<SimServer {self.host.name}:{self.port}>"
