@@ -220,6 +220,34 @@ async def asynchronous(start: float, duration: float) -> bool:
     return True
 
 
+def stops_at_the_thaw(start: float, duration: float) -> bool:
+    """A learner's experiment that runs only until the freeze ends, before the close."""
+    trace = run_stack(
+        STACKS["websockets"],
+        fault=faults.Freeze("server"),
+        at=start,
+        duration=duration,
+        until=start + duration,
+    )
+    return trace.first(kind="closed") is not None
+
+
+def test_an_experiment_that_stops_at_the_thaw_is_told_to_run_longer() -> None:
+    # The client gives up at 60.04, during the freeze; the thawed server answers its CLOSE
+    # at 65 s, and the connection closes at 65.01: after a run until 65 s ends.
+    feedback = lesson04.frozen_loop(stops_at_the_thaw, 19.98)
+    assert not feedback.passed
+    assert feedback.text == (
+        "dropped(40, 25) returned False, which is not what happens in that run: the client "
+        "is dropped, and its connection closes at t = 65.010 s, after the freeze ends at "
+        "65 s. If your simulation stops when the freeze ends (until=start + duration), the "
+        "close has not happened yet: let it run a while longer (until=start + duration + "
+        "30, say), then look at its trace for a `closed` event."
+    )
+    # A run long enough for the close passes.
+    assert lesson04.frozen_loop(dropped, 19.98).passed
+
+
 def test_the_learner_experiment_is_checked_before_the_answer() -> None:
     assert "returns None: complete it" in lesson04.frozen_loop(unfinished, 19.98).text
     assert lesson04.frozen_loop(always, 19.98).text.startswith(
@@ -227,6 +255,9 @@ def test_the_learner_experiment_is_checked_before_the_answer() -> None:
     )
     assert lesson04.frozen_loop(never, 19.98).text.startswith(
         "dropped(40, 25) returned False, which is not"
+    )
+    assert lesson04.frozen_loop(always, 19.98).text.endswith(
+        "look at its trace for a `closed` event."
     )
     assert "dropped(40, 19) failed: RuntimeError('oops')" in lesson04.frozen_loop(breaks, 20).text
     assert "not `async def`" in lesson04.frozen_loop(asynchronous, 20).text

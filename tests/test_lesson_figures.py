@@ -237,14 +237,18 @@ def test_lesson04_keepalive_and_tradeoff() -> None:
     ns = figure("04", "cell-22")
     points, results = ns["points"], ns["results"]
     shown = honest(ns["ax"])
-    xs = [x for series in shown.series for x in series.x]
-    assert all(abs(a / b - 1) > 0.01 for i, a in enumerate(xs) for b in xs[i + 1 :])
+    # Each bar stands at the bytes/hour of its table (cell-18's sweep, cell-20's stacks),
+    # bars of the same cost included: nothing is moved aside along the axis.
     sweep = shown.curve("websockets keepalive (interval/timeout)")
     drawn_points = [p for p in points if p.best is not None and p.worst is not None]
-    assert sorted(sweep.y) == sorted(p.worst for p in drawn_points)
-    assert sorted(sweep.low) == sorted(p.best for p in drawn_points)
+    assert list(zip(sweep.x, sweep.low, sweep.y, strict=True)) == [
+        (p.bytes_per_hour, p.best, p.worst) for p in drawn_points
+    ]
+    assert sorted(set(sweep.x)) == [2880, 5760, 11520, 23040]
     stacks = [s for s in shown.series if s.label.startswith("default of a stack")]
-    assert sum(len(s.x) for s in stacks) == len([r for r in results if r.server is not None])
+    at = {x for s in stacks for x in s.x}
+    assert sorted(at) == sorted(r.bytes_per_hour for r in results if r.server is not None)
+    assert at == {1440, 5760, 7200, 12872}  # Socket.IO, websockets, SignalR, Phoenix
 
 
 def test_lesson04_keepalive_timeline() -> None:

@@ -15,9 +15,11 @@ import wssim
 from tests.helpers import echo_server
 from tests.test_lifecycle import crash_trace, echo_trace, stay_connected
 from wssim import faults
+from wssim.lab.detection import Detection, DetectionRange, StackResult, SweepPoint
 from wssim.lab.storm import StormResult
-from wssim.plot import collisions, drawn, storm_attempts, storm_connected, timeline
+from wssim.plot import collisions, drawn, storm_attempts, storm_connected, timeline, tradeoff
 from wssim.plot.storms import attempts_over_time
+from wssim.toolkit.heartbeat import STACKS
 from wssim.trace.lifecycle import endpoints
 
 
@@ -234,3 +236,32 @@ def test_timelines_of_the_tests_traces_never_collide() -> None:
     for trace in (echo_trace(), crash_trace(), frozen_server_trace()):
         ax: Axes = timeline(trace)
         assert collisions(ax) == [], trace
+
+
+def test_tradeoff_draws_every_bar_at_its_bytes_per_hour() -> None:
+    # Three bars cost 5,760 bytes/hour, two of them with overlapping ranges: they share
+    # that x, told apart by brackets beside them; none is moved along the axis.
+    points = [
+        SweepPoint(20, 5, 10, 14.99, 34.99, 5760),
+        SweepPoint(20, 20, 10, 29.99, 49.99, 5760),
+        SweepPoint(40, 20, 10, 29.99, 69.99, 2880),
+    ]
+
+    def dead_at(fault: float, learned: float) -> Detection:
+        return Detection("server", fault, None, learned, "closed", 1006)
+
+    stack = StackResult(
+        STACKS["websockets"],
+        DetectionRange("server", (dead_at(45, 74.98), dead_at(45, 94.98))),
+        None,
+        5760,
+    )
+    ax = tradeoff(points, [stack])
+    shown = drawn(ax)
+    sweep = shown.curve("websockets keepalive (interval/timeout)")
+    assert sweep.x == (5760, 5760, 2880)
+    assert (sweep.low, sweep.y) == ((14.99, 29.99, 29.99), (34.99, 49.99, 69.99))
+    pings = shown.curve("default of a stack: WebSocket ping")
+    assert (pings.x, pings.low, pings.y) == ((5760,), (29.98,), (49.98,))
+    assert shown.notes == ("20/5", "20/20", "40/20", "websockets")
+    assert collisions(ax) == []

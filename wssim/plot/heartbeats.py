@@ -5,10 +5,14 @@ Draws what :mod:`wssim.lab.detection` measures (its sweep points and stack resul
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.markers import TICKLEFT, TICKRIGHT
+from matplotlib.ticker import FuncFormatter
+from matplotlib.transforms import offset_copy
 
 from wssim.lab.detection import CLIENT, SERVER, StackResult, SweepPoint
 from wssim.plot.drawing import Drawing, Series, record
@@ -16,8 +20,8 @@ from wssim.plot.style import COLORS, FONT_SIZES, decorate
 
 __all__ = ["tradeoff"]
 
-_DODGE = 0.035
-"""How far apart, in decades of the log x axis, bars that share an x are drawn."""
+_STEP = 6.0
+"""How far apart, in points, the brackets of bars that share an x are drawn."""
 
 
 def tradeoff(
@@ -32,15 +36,18 @@ def tradeoff(
 
     Sweep points are drawn in the colour of pings, labelled ``interval/timeout``; stacks
     (``results``) as diamonds, in the colour of WebSocket pings or, for application-level
-    heartbeats, of data frames. Bars that cost the same bytes per hour are drawn side by
-    side, a little apart, rather than on top of each other. A worst case of "never" is
-    not drawn.
+    heartbeats, of data frames. Every marker is drawn at its true bytes per hour, which
+    :func:`wssim.plot.drawn` reports. Bars that cost the same (within 2 %) share that x: their
+    markers stay on it, and each range is joined by a bracket drawn a few points to the
+    left or right (left and right in turn, further out as the worst case is lower), with
+    its name beside the bracket's top. A worst case of "never" is not drawn.
     """
     if side not in (SERVER, CLIENT):
         raise ValueError(f"side must be 'client' or 'server', got {side!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 4.5))
     note = FONT_SIZES["note"]
+    root = ax.figure.figure  # the root figure, also for axes of a subfigure
     # (x, best, worst, label, is a stack, colour, name)
     bars: list[tuple[float, float, float, str, bool, str, str]] = []
     for p in points:
@@ -69,31 +76,48 @@ def tradeoff(
                 break
         else:
             groups.append([i])
-    # In a group, stacks come first, then sweep points from the worst worst case down; the
-    # first is named on its left, the last on its right, those between above their bar.
-    shift = [1.0] * len(bars)
+    # In a group, from the worst worst case down (a stack before a sweep point at the same
+    # worst), brackets go left and right in turn, one step further out each time round: on
+    # each side a bracket's name, written at its top and outwards, then clears the brackets
+    # outside it, which are lower. A bar alone is a plain line, named on its left (a
+    # stack) or right.
+    dx = [0.0] * len(bars)  # the bracket's offset from the true x, in points
     place = ["right"] * len(bars)
     for group in groups:
-        group.sort(key=lambda i: (not bars[i][4], -bars[i][2]))
+        group.sort(key=lambda i: (-bars[i][2], not bars[i][4]))
         for j, i in enumerate(group):
-            shift[i] = 10 ** (_DODGE * (j - (len(group) - 1) / 2))
             if len(group) == 1:
                 place[i] = "left" if bars[i][4] else "right"
             else:
-                place[i] = "left" if j == 0 else "right" if j == len(group) - 1 else "above"
+                place[i] = "left" if j % 2 == 0 else "right"
+                dx[i] = _STEP * (j // 2 + 1) * (-1 if j % 2 == 0 else 1)
     labelled: set[str] = set()
     series: dict[str, list[tuple[float, float, float]]] = {}
-    for i, (at, best, worst, label, stack, color, name) in enumerate(bars):
-        x = at * shift[i]  # as drawn, moved aside from the bars at the same cost
-        ax.vlines(x, best, worst, color=color, linewidth=2, linestyle=":" if stack else "-")
-        marker, size = ("D", 5) if stack else ("o", 4)
+    for i, (x, best, worst, label, stack, color, name) in enumerate(bars):
+        style = ":" if stack else "-"
+        if dx[i]:
+            # The range is joined beside its markers, which stay at the true x: a vertical
+            # line dx[i] points aside, and a tick from each marker out to it.
+            aside = offset_copy(ax.transData, fig=root, x=dx[i], y=0, units="points")
+            ax.vlines(x, best, worst, color=color, linewidth=2, linestyle=style, transform=aside)
+            tick = TICKRIGHT if dx[i] > 0 else TICKLEFT
+            ax.plot([x] * 2, [best, worst], linestyle="", marker=tick, color=color,
+                    markersize=abs(dx[i]), markeredgewidth=1.5)  # fmt: skip
+        else:
+            ax.vlines(x, best, worst, color=color, linewidth=2, linestyle=style)
         legend = None if label in labelled else label
-        ax.plot([x] * 2, [best, worst], marker, color=color, markersize=size, label=legend)
+        if stack:  # a hollow diamond: a sweep point at the same place shows inside it
+            ax.plot([x] * 2, [best, worst], "D", color=color, markersize=7, label=legend,
+                    markerfacecolor="white", markeredgewidth=1.5, zorder=3)  # fmt: skip
+        else:
+            ax.plot([x] * 2, [best, worst], "o", color=color, markersize=4, label=legend,
+                    zorder=4)  # fmt: skip
         labelled.add(label)
         series.setdefault(label, []).append((x, best, worst))
-        offset, ha = {"left": ((-5, 2), "right"), "right": ((4, 2), "left")}.get(
-            place[i], ((0, 6), "center")
-        )
+        offset, ha = {
+            "left": ((dx[i] - 5, 2), "right"),
+            "right": ((dx[i] + 4, 2), "left"),
+        }[place[i]]
         ax.annotate(
             name,
             (x, worst),
@@ -105,6 +129,9 @@ def tradeoff(
             fontweight="bold" if stack else "normal",
         )
     ax.set_xscale("log")
+    # Bytes written out (1,000, 2,000, 5,000, 10,000...), so that a bar's x can be read.
+    ax.xaxis.set_major_formatter(FuncFormatter(_bytes))
+    ax.xaxis.set_minor_formatter(FuncFormatter(_bytes_at_2_and_5))
     ax.margins(x=0.15)  # room for the names written beside the outermost bars
     ax.grid(True, color=COLORS["grid"], linewidth=0.8)
     ax.set_axisbelow(True)
@@ -135,3 +162,16 @@ def tradeoff(
             notes=tuple(t.get_text() for t in ax.texts if t.get_text()),
         ),
     )
+
+
+def _bytes(value: float, _position: object = None) -> str:
+    """A tick label: bytes with thousands separated (``5,000``)."""
+    return f"{value:,.0f}"
+
+
+def _bytes_at_2_and_5(value: float, _position: object = None) -> str:
+    """A minor tick label, written only at 2 and 5 times a power of ten."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return _bytes(value) if round(mantissa, 6) in (2.0, 5.0) else ""
