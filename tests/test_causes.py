@@ -48,6 +48,8 @@ def test_idle_proxy_reset_tells_both_sides_at_once() -> None:
         ("ConnectionClosedError 1006", 1006, 60.03),
     )
     assert d.client.detail == "no close frame received or sent"
+    assert d.absent == ""
+    assert d.report().startswith("idle timeout (reset) (at t=60.030 s)\n")
 
 
 def test_idle_nat_drop_leaves_a_half_open_connection() -> None:
@@ -65,6 +67,10 @@ def test_keepalive_pings_keep_an_idle_flow_alive() -> None:
     assert (d.client.saw, d.server.saw) == ("nothing", "nothing")
     assert d.trace.first(kind="tcp", contains="idle_timeout:") is None
     assert [(m.text, m.received_at) for m in d.messages] == [("news", 90.01)]
+    # The flow is never forgotten: the report claims no time for a cause that did not happen.
+    assert d.absent == "the flow was never forgotten"
+    assert d.report().startswith("idle timeout (drop) (the flow was never forgotten)\n")
+    assert "at t=60.000" not in d.report()
 
 
 def test_flaky_link_delays_messages_and_loses_none() -> None:

@@ -110,12 +110,14 @@ def idle_timeout(
         faults=[Injection(faults.IdleTimeout(CLIENT, SERVER, timeout, action=action), 0.0)],
         until=until,
     )
-    # The cause is the moment the middlebox forgot the flow, if it ever did.
+    # The cause is the moment the middlebox forgot the flow, if it ever did. If it never did,
+    # there is no cause time to report: times to detect (if any) count from ``timeout``.
     forgot = next((e for e in result.trace.filter(kind="tcp") if _acted(e)), None)
     return diagnose(
         result.trace,
         result.cause,
         cause_at=timeout if forgot is None else forgot.time,
+        absent="the flow was never forgotten" if forgot is None else "",
         remedy="ping more often than the idle timeout",
         advice=(
             "Send something more often than the shortest idle timeout on the path: "

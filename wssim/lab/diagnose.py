@@ -380,7 +380,7 @@ class Diagnosis:
 
     Attributes:
         cause: what happened, for people (``"network partition"``).
-        cause_at: when it happened, in virtual seconds.
+        cause_at: when it happened, in virtual seconds; times to detect are measured from it.
         trace: the experiment's trace.
         client: what the client saw, and when.
         server: what the server saw, and when.
@@ -388,6 +388,9 @@ class Diagnosis:
         remedy: what the code should do, in a few words (for tables).
         advice: what the code should do, in a sentence or two.
         lessons: the numbers of the lessons that cover the remedy (see :data:`LESSONS`).
+        absent: if the cause never happened in this run, why not, for people (``"the flow
+            was never forgotten"``); empty if it happened. The report then says so instead of
+            giving ``cause_at``, which only remains the origin of the times to detect.
     """
 
     cause: str
@@ -399,6 +402,7 @@ class Diagnosis:
     remedy: str = ""
     advice: str = ""
     lessons: tuple[str, ...] = ()
+    absent: str = ""
 
     def side(self, name: str) -> Seen:
         """``client`` or ``server``, by name."""
@@ -413,7 +417,8 @@ class Diagnosis:
 
     def report(self) -> str:
         """The answers to the three questions, as text (the third if a remedy was given)."""
-        lines = [f"{self.cause} (at t={self.cause_at:.3f} s)", "1. What does each side see?"]
+        when = self.absent or f"at t={self.cause_at:.3f} s"
+        lines = [f"{self.cause} ({when})", "1. What does each side see?"]
         for s in (self.client, self.server):
             lines.append(f"   {s.side:<6}  {s.sees}: {s.detail}")
         lines.append("2. After how long does each side know?")
@@ -440,8 +445,12 @@ def diagnose(
     remedy: str = "",
     advice: str = "",
     lessons: Iterable[str] = (),
+    absent: str = "",
 ) -> Diagnosis:
     """Read what each side of the connection from host ``client`` saw of ``cause``.
+
+    ``absent`` says why the cause never happened in this run, if it did not (see
+    :class:`Diagnosis`).
 
     Raises:
         ValueError: if a lesson number is not in :data:`LESSONS`.
@@ -461,6 +470,7 @@ def diagnose(
         remedy=remedy,
         advice=advice,
         lessons=lessons,
+        absent=absent,
     )
 
 
