@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "wssim.simulation": 6,  # the public face of a simulation
     # What is built on the engine.
     "wssim.toolkit": 7,  # for your own app: backoff, admission, heartbeats, resources
+    "wssim.browser": 7,  # a browser tab running a page's JavaScript
     "wssim.lab": 8,  # experiment kits: diagnose, detection, storms, chaos, scorecards
     "wssim.plot": 9,  # every figure; the only layer that imports matplotlib
     "wssim.course": 10,  # lesson material: causes, catalogues, capstone, exercises

@@ -27,6 +27,7 @@ The engine
 
 Built on the engine
     ``toolkit``       for your own app: backoff, admission, heartbeats, resources
+    ``browser``       a browser tab running a page's JavaScript (QuickJS) on a host
     ``lab``           experiment kits: diagnose, detection, storms, chaos, scorecards
     ``plot``          every figure; the only layer that imports matplotlib
     ``course``        lesson material: causes, catalogues, the capstone, exercise checks
@@ -63,7 +64,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-_LAZY = ("core", "course", "lab", "net", "plot", "raw", "toolkit", "trace", "wire")
+_LAZY = ("browser", "core", "course", "lab", "net", "plot", "raw", "toolkit", "trace", "wire")
 """Layers loaded on first use: ``wssim.plot`` imports matplotlib, which is slow to import,
 and a simulation needs none of them."""
 

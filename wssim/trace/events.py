@@ -16,6 +16,7 @@ closed    the exception an endpoint's connection ended with, and its close code
 fault     something that went wrong on purpose: a partition, a crash
 host      a host event: restart
 mark      a note the experiment added with :meth:`Simulation.mark`
+console   a line a page logged with ``console.log`` in a :class:`wssim.browser.Tab`
 ========  ==============================================================================
 
 An event's text is for people; code reads its fields. Besides the text, each event
@@ -52,7 +53,7 @@ __all__ = [
     "microseconds",
 ]
 
-KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark")
+KINDS = ("tcp", "http", "frame", "bytes", "log", "closed", "fault", "host", "mark", "console")
 
 
 def microseconds(t: float) -> float:
@@ -265,8 +266,8 @@ Detail: TypeAlias = Tcp | FrameInfo | ClosedInfo | FaultInfo | HostEvent | WsSta
 :class:`FrameInfo` (``bytes``: None), ``log`` a :class:`FrameInfo` for a frame sent or
 received or websockets' connection ``State`` for a state change (else None), ``closed`` a
 :class:`ClosedInfo`, ``fault`` a :class:`FaultInfo` (a ``tcp`` event too, when a fault acts
-on a connection), ``host`` a :class:`HostEvent`. ``http`` and ``mark`` events have None:
-the status of a response is :attr:`Event.code`."""
+on a connection), ``host`` a :class:`HostEvent`. ``http``, ``mark`` and ``console`` events
+have None: the status of a response is :attr:`Event.code`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,326 @@
+"""A browser tab on a simulated host: one page at a time, its JavaScript, its lifecycle.
+
+Timers run on the simulation's loop in virtual time, on the tab's host: a frozen host
+holds them, a crashed one kills the page. Rules modelled, where Chromium is the model:
+
+* Hidden pages: a timer due while the page is hidden runs at the next whole second of
+  virtual time (wake-ups aligned on 1 s, at most one per second: Chromium's
+  ``kDefaultThrottledWakeUpInterval`` in
+  third_party/blink/renderer/platform/scheduler/main_thread/page_scheduler_impl.cc, and
+  https://developer.chrome.com/blog/timer-throttling-in-chrome-88). The "intensive"
+  throttling of Chrome 88 (one wake-up a minute for chained timers after 5 minutes
+  hidden) and the 4 ms clamp of nested timers are not modelled.
+* Frozen pages (``tab.freeze()``, the Page Lifecycle API's freeze): no timer or event
+  runs; what fell due runs, in order, on ``tab.resume()``. The network goes on meanwhile.
+* ``navigator.onLine`` is what the test says (``tab.go_offline()``/``tab.go_online()``),
+  not derived from the network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from wssim.browser.events import PRELUDE
+from wssim.browser.js import Engine
+from wssim.browser.websocket import Socket, check_url
+from wssim.core.hosts import Host, HostState
+
+if TYPE_CHECKING:
+    from wssim.world import World
+
+__all__ = ["EPOCH_MS", "HIDDEN_WAKE_UP", "Tab"]
+
+EPOCH_MS = 1_767_225_600_000
+"""``Date.now()`` at virtual time 0: 2026-01-01T00:00:00Z, in milliseconds."""
+
+HIDDEN_WAKE_UP = 1.0
+"""Seconds between the wake-ups of a hidden page's timers."""
+
+_tabs_on: weakref.WeakKeyDictionary[Host, int] = weakref.WeakKeyDictionary()
+
+
+class _Page:
+    """One document: its JavaScript realm, timers and sockets."""
+
+    def __init__(self, tab: Tab) -> None:
+        self.tab = tab
+        self.engine = Engine()
+        self.timers: dict[int, tuple[float, float, int]] = {}  # id: (due, ms, generation)
+        self.sockets: dict[int, Socket] = {}
+        self.alive = True
+
+
+class Tab:
+    """A browser tab on ``host``, running a page's JavaScript (see :meth:`run_js`).
+
+    Example::
+
+        tab = wssim.browser.Tab(sim.host("laptop"))
+        tab.run_js("const ws = new WebSocket('ws://server:8765');"
+                   "ws.onopen = () => ws.send('hi');"
+                   "ws.onmessage = (e) => console.log(e.data);")
+        sim.at(5, tab.close)
+        sim.run(until=10)
+        print(tab.console)
+    """
+
+    def __init__(self, host: Host) -> None:
+        if not isinstance(host, Host):
+            raise TypeError(f"host must be a wssim Host (sim.host(name)), got {host!r}")
+        self.host = host
+        self._world = cast("World", host._world)
+        self._boot = host.boot
+        number = _tabs_on.get(host, 0)
+        _tabs_on[host] = number + 1
+        self._random = random.Random(f"wssim.browser:{self._world.seed}:{host.name}:{number}")
+        self.console: list[tuple[float, str]] = []
+        """Every line the page logged: ``(virtual time in seconds, text)``."""
+        self._sources: list[str] = []
+        self._hidden = False
+        self._frozen = False
+        self._online = True
+        self._held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._generation = 0
+        self._seq = 0
+        self._closed = False
+        self._page = self._new_page()
+
+    def __repr__(self) -> str:
+        return f"<Tab on {self.host.name} {self.state}>"
+
+    @property
+    def state(self) -> str:
+        """``"closed"``, ``"crashed"``, ``"frozen"``, ``"hidden"`` or ``"visible"``."""
+        if self._closed:
+            return "closed" if self._page is None or not self._dead() else "crashed"
+        if self._dead():
+            return "crashed"
+        return "frozen" if self._frozen else "hidden" if self._hidden else "visible"
+
+    # Page code
+
+    def run_js(self, source: str) -> Any:
+        """Run ``source`` in the page now and return its completion value (if simple).
+
+        Raises:
+            JSError: if the script threw (its message and JS stack), a syntax error included.
+            RuntimeError: if the tab is closed or crashed.
+        """
+        page = self._live_page("run_js")
+        self._sources.append(source)
+        return page.engine.eval(source)
+
+    # Lifecycle
+
+    def close(self) -> None:
+        """The user closes the tab: ``pagehide``, then open sockets close with 1001."""
+        self._unload()
+        self._closed = True
+
+    def navigate(self) -> None:
+        """The page goes away (as :meth:`close` for its sockets); an empty page follows."""
+        self._unload()
+        self._sources = []
+        self._page = self._new_page()
+
+    def reload(self) -> None:
+        """The page goes away, then the same scripts run again in a new page."""
+        sources = self._sources
+        self._unload()
+        self._sources = []
+        self._page = self._new_page()
+        for source in sources:
+            self.run_js(source)
+
+    def crash(self) -> None:
+        """The renderer dies: no event, no close frame; the OS closes the TCP connections
+        (FIN, or RST where received data was unread)."""
+        page = self._page
+        if page is not None and page.alive:
+            page.alive = False
+            for socket in page.sockets.values():
+                socket.kill()
+        self._held.clear()
+        self._closed = True
+
+    def hide(self) -> None:
+        """The tab goes to the background: ``visibilitychange``, timers throttled."""
+        if not self._hidden:
+            self._hidden = True
+            self._event("__wssim_visibility", "hidden")
+            self._reschedule()
+
+    def show(self) -> None:
+        """The tab comes back: ``visibilitychange``, timers at their own times again."""
+        if self._hidden:
+            self._hidden = False
+            self._event("__wssim_visibility", "visible")
+            self._reschedule()
+
+    def freeze(self) -> None:
+        """Freeze the page: no timer or event runs until :meth:`resume`."""
+        self._frozen = True
+
+    def resume(self) -> None:
+        """Unfreeze the page: what fell due while frozen runs now, in order."""
+        self._frozen = False
+        held, self._held = self._held, []
+        for fn, args in held:
+            self._run(fn, *args)
+
+    def go_offline(self) -> None:
+        """``navigator.onLine`` becomes false and ``offline`` fires (the network is not
+        touched: cut it with a fault)."""
+        if self._online:
+            self._online = False
+            self._event("__wssim_online", False)
+
+    def go_online(self) -> None:
+        """``navigator.onLine`` becomes true and ``online`` fires."""
+        if not self._online:
+            self._online = True
+            self._event("__wssim_online", True)
+
+    # Inside
+
+    def _dead(self) -> bool:
+        host = self.host
+        return host.boot != self._boot or host.state is not HostState.UP
+
+    def _live_page(self, what: str) -> _Page:
+        page = self._page
+        if self._closed or page is None or not page.alive or self._dead():
+            raise RuntimeError(f"tab.{what}(): the tab is {self.state}")
+        return page
+
+    def _unload(self) -> None:
+        page = self._page
+        if page is None or not page.alive or self._closed or self._dead():
+            return
+        page.engine.call("__wssim_pagehide")
+        page.alive = False
+        for socket in page.sockets.values():
+            socket.unload()
+        self._held.clear()
+
+    def _new_page(self) -> _Page:
+        page = _Page(self)
+        engine = page.engine
+        engine.expose("__py_log", lambda text: self._log(page, str(text)))
+        engine.expose("__py_now", lambda: round(self._world.loop.time() * 1000, 3))
+        engine.expose("__py_random", self._random.random)
+        engine.expose("__py_epoch", lambda: float(EPOCH_MS))  # an int would be cut to 32 bits
+        engine.expose("__py_set_timer", lambda tid, ms: self._set_timer(page, int(tid), ms))
+        engine.expose("__py_clear_timer", lambda tid: page.timers.pop(int(tid), None) and None)
+        engine.expose("__py_ws_connect", lambda *a: self._connect(page, *a))
+        engine.expose("__py_ws_send", lambda sid, data, binary: self._send(page, sid, data, binary))
+        engine.expose(
+            "__py_ws_close", lambda sid, code, reason: self._close(page, sid, code, reason)
+        )
+        engine.expose("__py_ws_buffered", lambda sid: self._buffered(page, sid))
+        engine.expose(
+            "__py_utf8_length", lambda text: len(str(text).encode("utf-8", "surrogatepass"))
+        )
+        engine.eval(PRELUDE)
+        if self._hidden:
+            engine.call("__wssim_visibility", "hidden", True)  # born hidden: no event
+        return page
+
+    def _log(self, page: _Page, text: str) -> None:
+        if not page.alive:
+            return
+        self.console.append((round(self._world.loop.time(), 6), text))
+        self._world.record("console", text, self.host.name)
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run page work now, or hold it while the page is frozen."""
+        if self._frozen:
+            self._held.append((fn, args))
+        else:
+            fn(*args)
+
+    def _event(self, name: str, *args: Any) -> None:
+        page = self._page
+        if page is not None and page.alive and not self._closed and not self._dead():
+            self._run(self._call, page, name, *args)
+
+    def _call(self, page: _Page, name: str, *args: Any) -> None:
+        if page.alive and not self._dead():
+            page.engine.call(name, *args)
+
+    # Timers
+
+    def _set_timer(self, page: _Page, tid: int, ms: float) -> None:
+        now = self._world.loop.time()
+        self._seq += 1
+        page.timers[tid] = (now + float(ms) / 1000, float(ms), self._seq)
+        self._schedule(page, tid)
+
+    def _schedule(self, page: _Page, tid: int) -> None:
+        due, _, generation = page.timers[tid]
+        if self._hidden:
+            due = math.ceil(round(due / HIDDEN_WAKE_UP, 9)) * HIDDEN_WAKE_UP
+        due = max(due, self._world.loop.time())
+        self._world.call_at(due, self._due, page, tid, generation)
+
+    def _reschedule(self) -> None:
+        page = self._page
+        if page is None:
+            return
+        for tid, (due, ms, _) in list(page.timers.items()):
+            self._seq += 1
+            page.timers[tid] = (due, ms, self._seq)
+            self._schedule(page, tid)
+
+    def _due(self, page: _Page, tid: int, generation: int) -> None:
+        timer = page.timers.get(tid)
+        if timer is None or timer[2] != generation or not page.alive or self._dead():
+            return
+        self.host.run_here(self._run, self._fire, page, tid, generation)
+
+    def _fire(self, page: _Page, tid: int, generation: int) -> None:
+        timer = page.timers.get(tid)
+        if timer is None or timer[2] != generation or not page.alive or self._dead():
+            return
+        del page.timers[tid]
+        if page.engine.call("__wssim_timer", tid) and page.alive:
+            self._set_timer(page, tid, timer[1])
+
+    # WebSockets
+
+    def _connect(self, page: _Page, sid: int, url: str, protocols: str) -> str:
+        error = check_url(str(url))
+        if error is not None:
+            return error
+        sid = int(sid)
+
+        def notify(what: str, *args: Any) -> None:
+            self._event_on(page, "__wssim_ws", sid, what, *args)
+
+        page.sockets[sid] = Socket(
+            self.host, self._world.loop, str(url), list(json.loads(protocols)), notify
+        )
+        return ""
+
+    def _event_on(self, page: _Page, name: str, *args: Any) -> None:
+        if page.alive and not self._dead():
+            self._run(self._call, page, name, *args)
+
+    def _send(self, page: _Page, sid: int, data: str, binary: bool) -> None:
+        socket = page.sockets.get(int(sid))
+        if socket is not None:
+            socket.send(str(data).encode("latin-1") if binary else str(data))
+
+    def _close(self, page: _Page, sid: int, code: int, reason: str) -> None:
+        socket = page.sockets.get(int(sid))
+        if socket is not None:
+            socket.close(None if code == -1 else int(code), str(reason))
+
+    def _buffered(self, page: _Page, sid: int) -> int:
+        socket = page.sockets.get(int(sid))
+        return socket.buffered_amount if socket is not None else 0
