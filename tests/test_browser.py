@@ -1,0 +1,300 @@
+"""wssim.browser: a tab's page code, its WebSocket and its lifecycle, at exact virtual times."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+import wssim
+from wssim.browser import JSError, Tab
+
+PAGE = """
+const ws = new WebSocket("ws://server:8765");
+ws.onopen = () => { console.log("open", performance.now()); ws.send("hello"); };
+ws.onmessage = (e) => console.log("message", e.data, performance.now());
+ws.onerror = () => console.log("error", ws.readyState, performance.now());
+ws.onclose = (e) => console.log("close", e.code, JSON.stringify(e.reason), e.wasClean,
+                                performance.now());
+"""
+
+
+@pytest.fixture
+def sim() -> Iterator[wssim.Simulation]:
+    with wssim.Simulation(seed=0, latency=0.010) as s:
+        yield s
+
+
+def start_server(sim: wssim.Simulation, seen: list[Any] | None = None, **kwargs: Any) -> None:
+    """An echo server on host "server"; what each connection ended with goes to ``seen``."""
+
+    async def echo(ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass
+        if seen is not None:
+            seen.append((round(sim.now, 6), ws.close_code, ws.close_reason))
+
+    async def server() -> None:
+        async with serve(echo, "server", 8765, **kwargs) as s:
+            await s.serve_forever()
+
+    sim.host("server").spawn(server())
+
+
+def lines(tab: Tab) -> list[tuple[float, str]]:
+    return list(tab.console)
+
+
+def test_echo_then_page_close_is_clean(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + 'ws.addEventListener("message", () => ws.close(1000, "done"));')
+    sim.run(until=5)
+    assert tab.console == [
+        (0.04, "open 40"),
+        (0.06, "message hello 60"),
+        (0.08, 'close 1000 "done" true 80'),
+    ]
+    assert seen == [(0.09, 1000, "done")]
+    console = sim.trace.filter(kind="console")
+    assert [(e.time, e.host, e.text) for e in console[:1]] == [(0.04, "laptop", "open 40")]
+
+
+def test_server_closes_1001_with_reason(sim: wssim.Simulation) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.close(1001, "going away now")
+
+    async def server() -> None:
+        async with serve(handler, "server", 8765) as s:
+            await s.serve_forever()
+
+    sim.host("server").spawn(server())
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.run(until=5)
+    assert tab.console == [(0.04, "open 40"), (0.08, 'close 1001 "going away now" true 80')]
+
+
+def test_server_host_crash_is_error_then_1006(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.at(1, sim.host("server").crash)
+    sim.run(until=5)
+    assert tab.console[2:] == [(1.01, "error 3 1010"), (1.01, 'close 1006 "" false 1010')]
+
+
+def test_refused_handshake_is_error_then_1006(sim: wssim.Simulation) -> None:
+    sim.host("server")  # up, nothing listening: the SYN is answered with an RST
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.run(until=5)
+    assert tab.console == [(0.02, "error 3 20"), (0.02, 'close 1006 "" false 20')]
+
+
+def test_http_503_is_error_then_1006_without_the_status(sim: wssim.Simulation) -> None:
+    def busy(connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(503, "busy\n")
+
+    start_server(sim, process_request=busy)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.run(until=5)
+    assert tab.console == [(0.04, "error 3 40"), (0.04, 'close 1006 "" false 40')]
+    assert [e.code for e in sim.trace.filter(kind="http")] == [None, 503]
+
+
+def test_close_and_send_argument_errors(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js("""
+    const ws = new WebSocket("ws://server:8765");
+    const name = (f) => { try { f(); return "ok"; } catch (e) { return e.name; } };
+    console.log(name(() => ws.send("x")), ws.readyState);
+    ws.onopen = () => {
+      console.log(name(() => ws.close(1001)), name(() => ws.close(1000, "é".repeat(62))),
+                  name(() => ws.close(1000, "é".repeat(61))), ws.readyState);
+    };
+    ws.onclose = (e) => console.log("close", e.code, e.wasClean);
+    console.log(WebSocket.CONNECTING, WebSocket.OPEN, WebSocket.CLOSING, WebSocket.CLOSED,
+                ws.CLOSED, ws.url, ws.protocol === "", ws.bufferedAmount);
+    """)
+    sim.run(until=5)
+    assert tab.console == [
+        (0.0, "InvalidStateError 0"),
+        (0.0, "0 1 2 3 3 ws://server:8765 true 0"),
+        (0.04, "InvalidAccessError SyntaxError ok 2"),
+        (0.06, "close 1000 true"),
+    ]
+
+
+def test_close_while_connecting_fails_the_connection(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + "ws.close();")
+    sim.run(until=5)
+    assert tab.console == [(0.0, "error 3 0"), (0.0, 'close 1006 "" false 0')]
+
+
+def test_tab_close_sends_1001_with_an_empty_reason(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + 'addEventListener("pagehide", () => console.log("pagehide"));')
+    sim.at(1, tab.close)
+    sim.run(until=5)
+    assert tab.console[-1] == (1.0, "pagehide")  # and no close event: the page is gone
+    assert seen == [(1.03, 1001, "")]
+    assert tab.state == "closed"
+
+
+def test_tab_crash_gives_the_server_1006(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.at(2, tab.crash)
+    sim.run(until=5)
+    assert seen == [(2.01, 1006, "")]
+    assert sim.trace.first(kind="frame", host="laptop", since=1) is None  # no close frame
+    fin = sim.trace.first(kind="tcp", host="laptop", since=1)
+    assert fin is not None and (fin.time, fin.text) == (2.0, "FIN")
+
+
+def test_reload_runs_the_page_again_and_navigate_empties_it(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.at(1, tab.reload)
+    sim.at(2, tab.navigate)
+    sim.run(until=5)
+    assert tab.console == [
+        (0.04, "open 40"),
+        (0.06, "message hello 60"),
+        (1.04, "open 40"),
+        (1.06, "message hello 60"),
+    ]
+    assert seen == [(1.03, 1001, ""), (2.03, 1001, "")]
+
+
+TIMERS = """
+const t0 = performance.now();
+let n = 0;
+const id = setInterval(() => {
+  console.log("tick", performance.now());
+  if (++n === 5) clearInterval(id);
+}, 300);
+setTimeout((a, b) => console.log("once", a + b, performance.now()), 1250, 1, 2);
+const never = setTimeout(() => console.log("never"), 10); clearTimeout(never);
+"""
+
+
+def test_timers_run_in_virtual_milliseconds(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(TIMERS)
+    sim.run(until=5)
+    assert tab.console == [
+        (0.3, "tick 300"),
+        (0.6, "tick 600"),
+        (0.9, "tick 900"),
+        (1.2, "tick 1200"),
+        (1.25, "once 3 1250"),
+        (1.5, "tick 1500"),
+    ]
+
+
+def test_hidden_tab_timers_wake_at_most_once_a_second(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(
+        'document.addEventListener("visibilitychange", () => '
+        "console.log(document.visibilityState, performance.now()));" + TIMERS
+    )
+    sim.at(0.5, tab.hide)
+    sim.at(2.5, tab.show)
+    sim.run(until=5)
+    assert tab.console == [
+        (0.3, "tick 300"),
+        (0.5, "hidden 500"),
+        (1.0, "tick 1000"),  # due at 0.6: the next whole second
+        (2.0, "once 3 2000"),  # due at 1.25, set before the interval's next turn
+        (2.0, "tick 2000"),  # due at 1.3
+        (2.5, "visible 2500"),
+        (2.5, "tick 2500"),  # due at 2.3: overdue, runs as the page becomes visible
+        (2.8, "tick 2800"),
+    ]
+
+
+def test_freeze_holds_timers_and_events_until_resume(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + 'setTimeout(() => console.log("timer", performance.now()), 50);')
+    sim.at(0.035, tab.freeze)
+    sim.at(3, tab.resume)
+    sim.run(until=5)
+    # The open event (0.04) and the timer (0.05) wait for resume; the echo follows.
+    assert tab.console == [
+        (3.0, "open 3000"),
+        (3.0, "timer 3000"),
+        (3.02, "message hello 3020"),
+    ]
+
+
+def run_page(seed: int) -> list[tuple[float, str]]:
+    with wssim.Simulation(seed=seed) as s:
+        start_server(s)
+        tab = Tab(s.host("laptop"))
+        tab.run_js(PAGE + "console.log(Math.random(), Math.random(), Date.now());")
+        s.run(until=2)
+        return tab.console
+
+
+def test_same_seed_same_console() -> None:
+    first = run_page(7)
+    assert first == run_page(7)
+    assert first != run_page(8)  # Math.random follows the seed
+    assert first[0][1].endswith(" 1767225600000")  # Date.now(): the epoch + virtual time
+
+
+def test_a_syntax_error_raises_jserror(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    with pytest.raises(JSError, match="SyntaxError") as info:
+        tab.run_js("const = 1;")
+    assert info.value.message.startswith("SyntaxError")
+    with pytest.raises(JSError, match="Error: boom") as info:
+        tab.run_js("function f() { throw new Error('boom'); }\nf();")
+    assert "at f" in info.value.stack
+
+
+def test_an_exception_in_a_handler_is_logged_not_raised(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(
+        "setTimeout(() => { throw new TypeError('bad'); }, 5);"
+        "setTimeout(() => console.log('still here', {a: [1, true]}, null), 6);"
+    )
+    sim.run(until=1)
+    assert tab.console == [
+        (0.005, "Uncaught TypeError: bad"),
+        (0.006, 'still here {"a":[1,true]} null'),
+    ]
+
+
+def test_online_offline(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(
+        'for (const t of ["online", "offline"]) '
+        "addEventListener(t, () => console.log(t, navigator.onLine));"
+    )
+    sim.at(1, tab.go_offline)
+    sim.at(2, tab.go_online)
+    sim.run(until=3)
+    assert tab.console == [(1.0, "offline false"), (2.0, "online true")]
