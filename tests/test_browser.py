@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -298,3 +299,46 @@ def test_online_offline(sim: wssim.Simulation) -> None:
     sim.at(2, tab.go_online)
     sim.run(until=3)
     assert tab.console == [(1.0, "offline false"), (2.0, "online true")]
+
+
+def test_invalid_utf8_from_the_server_fails_the_connection(sim: wssim.Simulation) -> None:
+    from websockets.frames import Opcode
+
+    from wssim.raw import RawServer
+
+    got: list[Any] = []
+
+    async def bad_server() -> None:
+        async with await RawServer.listen(8765) as server:
+            conn = await server.accept()
+            await asyncio.sleep(0.1)
+            conn.send_frame(Opcode.TEXT, b"\xff\xfe")
+            await conn.wait_closed(timeout=5)
+            got.append((round(sim.now, 6), conn.close_code))
+
+    sim.host("server").spawn(bad_server())
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE.replace('ws.send("hello");', ""))
+    sim.run(until=10)
+    # The frame arrives at 0.14: error, then close 1006 at once; the browser's close frame
+    # says 1007 to the server.
+    assert tab.console == [
+        (0.04, "open 40"),
+        (0.14, "error 3 140"),
+        (0.14, 'close 1006 "" false 140'),
+    ]
+    assert got and got[0][1] == 1007
+
+
+def test_a_crash_of_the_tabs_host_kills_the_page(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + 'setInterval(() => console.log("tick"), 500);')
+    sim.at(1.2, sim.host("laptop").crash)
+    sim.run(until=5)
+    assert tab.console[-2:] == [(0.5, "tick"), (1.0, "tick")]
+    assert tab.state == "crashed"
+    assert seen == [(1.21, 1006, "")]
+    with pytest.raises(RuntimeError, match="crashed"):
+        tab.run_js("1")

@@ -30,7 +30,7 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -135,6 +135,8 @@ class Socket(asyncio.Protocol):
     def _process(self) -> None:
         client = self._client
         for event in client.events_received():
+            if self._failed:
+                break
             if isinstance(event, Response):
                 if client.handshake_exc is not None:
                     self._fail()
@@ -162,7 +164,16 @@ class Socket(asyncio.Protocol):
             data = b"".join(self._fragments)
             self._fragments = []
             if self._fragment_text:
-                self._say("message", data.decode(), "", False)
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    # As websockets' own connections do: the Sans-I/O protocol leaves
+                    # UTF-8 to the layer above. RFC 6455, 8.1: fail the connection (1007).
+                    self._client.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                    self._flush()
+                    self._fail()
+                    return
+                self._say("message", text, "", False)
             else:
                 self._say("message", data.decode("latin-1"), "", True)
 
