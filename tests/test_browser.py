@@ -342,3 +342,20 @@ def test_a_crash_of_the_tabs_host_kills_the_page(sim: wssim.Simulation) -> None:
     assert seen == [(1.21, 1006, "")]
     with pytest.raises(RuntimeError, match="crashed"):
         tab.run_js("1")
+
+
+def test_binary_messages_arrive_as_arraybuffers(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js("""
+    const ws = new WebSocket("ws://server:8765");
+    ws.binaryType = "nonsense";
+    console.log(ws.binaryType);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { ws.send(new Uint8Array([0, 255, 7])); ws.send("a\\0b"); };
+    ws.onmessage = (e) => console.log(typeof e.data === "string" ? J(e.data)
+                                      : [...new Uint8Array(e.data)]);
+    const J = JSON.stringify;
+    """)
+    sim.run(until=1)
+    assert tab.console == [(0.0, "blob"), (0.06, "[0,255,7]"), (0.06, '"a\\u0000b"')]

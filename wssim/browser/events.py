@@ -42,7 +42,7 @@ function format(v) {
 function report(e) {
   // An exception escaping a handler or a timer: logged as the browser does, not raised.
   const text = e instanceof Error ? `${e.name}: ${e.message}` : format(e);
-  py.log("Uncaught " + text);
+  py.log(J("Uncaught " + text));
 }
 
 class Event {
@@ -100,19 +100,22 @@ class EventTarget {
   }
 }
 
-function toBinaryString(data) {
+// Strings cross to Python as JSON and bytes as hex: QuickJS hands strings over as C
+// strings, which a NUL character would cut short.
+const J = JSON.stringify;
+function toHex(data) {
   let bytes;
   if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
   else if (ArrayBuffer.isView(data))
     bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   else return null;
   let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
   return s;
 }
-function toArrayBuffer(s) {
-  const bytes = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+function fromHex(s) {
+  const bytes = new Uint8Array(s.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(s.substr(2 * i, 2), 16);
   return bytes.buffer;
 }
 
@@ -127,14 +130,20 @@ class WebSocket extends EventTarget {
     if (new Set(protocols).size !== protocols.length)
       throw new DOMException("The subprotocol is duplicated.", "SyntaxError");
     const id = nextSocket++;
-    const error = py.connect(id, String(url), JSON.stringify(protocols));
+    const error = py.connect(id, J(String(url)), J(protocols));
     if (error) throw new DOMException(error, "SyntaxError");
     this[STATE] = { id, readyState: 0, url: String(url), protocol: "", extensions: "" };
-    this.binaryType = "blob";
+    this[STATE].binaryType = "blob";
     this.onopen = null; this.onmessage = null; this.onerror = null; this.onclose = null;
     sockets.set(id, this);
   }
   get readyState() { return this[STATE].readyState; }
+  get binaryType() { return this[STATE].binaryType; }
+  set binaryType(value) {
+    // WHATWG: other values are ignored. Binary messages arrive as an ArrayBuffer either
+    // way: Blob is not modelled.
+    if (value === "blob" || value === "arraybuffer") this[STATE].binaryType = value;
+  }
   get url() { return this[STATE].url; }
   get protocol() { return this[STATE].protocol; }
   get extensions() { return this[STATE].extensions; }
@@ -143,10 +152,10 @@ class WebSocket extends EventTarget {
     const st = this[STATE];
     if (st.readyState === 0)
       throw new DOMException("Still in CONNECTING state.", "InvalidStateError");
-    const binary = toBinaryString(data);
+    const binary = toHex(data);
     if (st.readyState !== 1) return;  // CLOSING/CLOSED: dropped (WHATWG: bufferedAmount grows)
     if (binary !== null) py.send(st.id, binary, true);
-    else py.send(st.id, String(data), false);
+    else py.send(st.id, J(String(data)), false);
   }
   close(code, reason) {
     const st = this[STATE];
@@ -159,13 +168,13 @@ class WebSocket extends EventTarget {
     }
     if (reason !== undefined) {
       reason = String(reason);
-      if (py.utf8len(reason) > 123)
+      if (py.utf8len(J(reason)) > 123)
         throw new DOMException(
           "The close reason must not be greater than 123 UTF-8 bytes.", "SyntaxError");
     }
     if (st.readyState === 2 || st.readyState === 3) return;
     st.readyState = 2;
-    py.close(st.id, code === undefined ? -1 : code, reason === undefined ? "" : reason);
+    py.close(st.id, code === undefined ? -1 : code, J(reason === undefined ? "" : reason));
   }
 }
 for (const [name, value] of [["CONNECTING", 0], ["OPEN", 1], ["CLOSING", 2], ["CLOSED", 3]]) {
@@ -200,7 +209,7 @@ Object.assign(g, {
   setTimeout: (fn, ms, ...args) => addTimer(fn, ms, args, false),
   setInterval: (fn, ms, ...args) => addTimer(fn, ms, args, true),
   clearTimeout: clearTimer, clearInterval: clearTimer,
-  console: { log(...a) { py.log(a.map(format).join(" ")); } },
+  console: { log(...a) { py.log(J(a.map(format).join(" "))); } },
   performance: { now: () => py.now() - start },
   document: doc,
   navigator: { get onLine() { return online; }, userAgent: "wssim" },
@@ -235,7 +244,7 @@ g.__wssim_ws = function (id, what, a, b, c) {
   } else if (what === "message") {
     if (st.readyState !== 1) return;
     // Binary data is an ArrayBuffer whatever binaryType says: Blob is not modelled.
-    const data = c ? toArrayBuffer(a) : a;
+    const data = c ? fromHex(a) : JSON.parse(a);
     const origin = st.url.replace(/^(wss?:\/\/[^/]*).*$/, "$1");
     ws.dispatchEvent(new MessageEvent("message", { data, origin }));
   } else if (what === "closing") {
@@ -245,7 +254,7 @@ g.__wssim_ws = function (id, what, a, b, c) {
     ws.dispatchEvent(new Event("error"));
   } else if (what === "close") {
     st.readyState = 3; sockets.delete(id);
-    ws.dispatchEvent(new CloseEvent("close", { code: a, reason: b, wasClean: c }));
+    ws.dispatchEvent(new CloseEvent("close", { code: a, reason: JSON.parse(b), wasClean: c }));
   }
 };
 g.__wssim_visibility = function (state, quiet) {

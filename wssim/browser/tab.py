@@ -41,6 +41,14 @@ EPOCH_MS = 1_767_225_600_000
 HIDDEN_WAKE_UP = 1.0
 """Seconds between the wake-ups of a hidden page's timers."""
 
+
+def _from_js(text: str) -> str:
+    """A string from the page, sent as JSON; lone surrogates become U+FFFD, as when a
+    browser converts a string to a USVString (what ``send`` and ``close`` take)."""
+    value = str(json.loads(text))
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 _tabs_on: weakref.WeakKeyDictionary[Host, int] = weakref.WeakKeyDictionary()
 
 
@@ -211,7 +219,7 @@ class Tab:
     def _new_page(self) -> _Page:
         page = _Page(self)
         engine = page.engine
-        engine.expose("__py_log", lambda text: self._log(page, str(text)))
+        engine.expose("__py_log", lambda text: self._log(page, _from_js(text)))
         engine.expose("__py_now", lambda: round(self._world.loop.time() * 1000, 3))
         engine.expose("__py_random", self._random.random)
         engine.expose("__py_epoch", lambda: float(EPOCH_MS))  # an int would be cut to 32 bits
@@ -223,9 +231,7 @@ class Tab:
             "__py_ws_close", lambda sid, code, reason: self._close(page, sid, code, reason)
         )
         engine.expose("__py_ws_buffered", lambda sid: self._buffered(page, sid))
-        engine.expose(
-            "__py_utf8_length", lambda text: len(str(text).encode("utf-8", "surrogatepass"))
-        )
+        engine.expose("__py_utf8_length", lambda text: len(_from_js(text).encode()))
         engine.eval(PRELUDE)
         if self._hidden:
             engine.call("__wssim_visibility", "hidden", True)  # born hidden: no event
@@ -294,7 +300,8 @@ class Tab:
     # WebSockets
 
     def _connect(self, page: _Page, sid: int, url: str, protocols: str) -> str:
-        error = check_url(str(url))
+        url = _from_js(url)
+        error = check_url(url)
         if error is not None:
             return error
         sid = int(sid)
@@ -303,7 +310,7 @@ class Tab:
             self._event_on(page, "__wssim_ws", sid, what, *args)
 
         page.sockets[sid] = Socket(
-            self.host, self._world.loop, str(url), list(json.loads(protocols)), notify
+            self.host, self._world.loop, url, list(json.loads(protocols)), notify
         )
         return ""
 
@@ -314,12 +321,12 @@ class Tab:
     def _send(self, page: _Page, sid: int, data: str, binary: bool) -> None:
         socket = page.sockets.get(int(sid))
         if socket is not None:
-            socket.send(str(data).encode("latin-1") if binary else str(data))
+            socket.send(bytes.fromhex(data) if binary else _from_js(data))
 
     def _close(self, page: _Page, sid: int, code: int, reason: str) -> None:
         socket = page.sockets.get(int(sid))
         if socket is not None:
-            socket.close(None if code == -1 else int(code), str(reason))
+            socket.close(None if code == -1 else int(code), _from_js(reason))
 
     def _buffered(self, page: _Page, sid: int) -> int:
         socket = page.sockets.get(int(sid))

@@ -25,6 +25,7 @@ closed (Chromium's ``kClosingHandshakeTimeout``, net/websockets/websocket_channe
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -173,9 +174,9 @@ class Socket(asyncio.Protocol):
                     self._flush()
                     self._fail()
                     return
-                self._say("message", text, "", False)
+                self._say("message", json.dumps(text), "", False)
             else:
-                self._say("message", data.decode("latin-1"), "", True)
+                self._say("message", data.hex(), "", True)
 
     # What the page does
 
@@ -241,7 +242,7 @@ class Socket(asyncio.Protocol):
 
     def _tell_closed(self, code: int, reason: str, clean: bool) -> None:
         self._told_closed = True
-        self._say("close", code, reason, clean)
+        self._say("close", code, json.dumps(reason), clean)
 
     def _say(self, what: str, *args: Any) -> None:
         if not self._gone and (not self._told_closed or what == "close"):
