@@ -65,6 +65,7 @@ def test_echo_then_page_close_is_clean(sim: wssim.Simulation) -> None:
         (0.08, 'close 1000 "done" true 80'),
     ]
     assert seen == [(0.09, 1000, "done")]
+    assert sim.host("laptop").tasks == []  # nothing of the tab is left running
     console = sim.trace.filter(kind="console")
     assert [(e.time, e.host, e.text) for e in console[:1]] == [(0.04, "laptop", "open 40")]
 
@@ -166,6 +167,8 @@ def test_tab_crash_gives_the_server_1006(sim: wssim.Simulation) -> None:
     sim.at(2, tab.crash)
     sim.run(until=5)
     assert seen == [(2.01, 1006, "")]
+    assert tab.state == "crashed"
+    assert sim.host("laptop").tasks == []
     assert sim.trace.first(kind="frame", host="laptop", since=1) is None  # no close frame
     fin = sim.trace.first(kind="tcp", host="laptop", since=1)
     assert fin is not None and (fin.time, fin.text) == (2.0, "FIN")

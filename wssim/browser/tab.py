@@ -9,7 +9,8 @@ holds them, a crashed one kills the page. Rules modelled, where Chromium is the 
   third_party/blink/renderer/platform/scheduler/main_thread/page_scheduler_impl.cc, and
   https://developer.chrome.com/blog/timer-throttling-in-chrome-88). The "intensive"
   throttling of Chrome 88 (one wake-up a minute for chained timers after 5 minutes
-  hidden) and the 4 ms clamp of nested timers are not modelled.
+  hidden), the budget-based throttling of Chrome 57 (from which pages with an open
+  WebSocket are exempt) and the 4 ms clamp of nested timers are not modelled.
 * Frozen pages (``tab.freeze()``, the Page Lifecycle API's freeze): no timer or event
   runs; what fell due runs, in order, on ``tab.resume()``. The network goes on meanwhile.
 * ``navigator.onLine`` is what the test says (``tab.go_offline()``/``tab.go_online()``),
@@ -96,6 +97,7 @@ class Tab:
         self._generation = 0
         self._seq = 0
         self._closed = False
+        self._crashed = False
         self._page = self._new_page()
 
     def __repr__(self) -> str:
@@ -104,10 +106,10 @@ class Tab:
     @property
     def state(self) -> str:
         """``"closed"``, ``"crashed"``, ``"frozen"``, ``"hidden"`` or ``"visible"``."""
-        if self._closed:
-            return "closed" if self._page is None or not self._dead() else "crashed"
-        if self._dead():
+        if self._crashed or self._dead():
             return "crashed"
+        if self._closed:
+            return "closed"
         return "frozen" if self._frozen else "hidden" if self._hidden else "visible"
 
     # Page code
@@ -155,6 +157,7 @@ class Tab:
                 socket.kill()
         self._held.clear()
         self._closed = True
+        self._crashed = True
 
     def hide(self) -> None:
         """The tab goes to the background: ``visibilitychange``, timers throttled."""
