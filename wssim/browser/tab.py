@@ -94,7 +94,6 @@ class Tab:
         self._frozen = False
         self._online = True
         self._held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        self._generation = 0
         self._seq = 0
         self._closed = False
         self._crashed = False
