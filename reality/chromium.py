@@ -233,6 +233,7 @@ async def run_scenario(
     browser.listeners[session] = events
     lines: list[tuple[float, str]] = []
     closed = False
+    t0_wall = time.time()
     try:
         await browser.send("Page.enable", session=session)
         await browser.send("Runtime.enable", session=session)
@@ -248,6 +249,7 @@ async def run_scenario(
                 break
             await asyncio.sleep(0.05)
         ctx.t0 = loop.time()
+        t0_wall = time.time()  # the same instant on the console's clock (epoch seconds)
         source = f"var SERVER_URL = {json.dumps(f'ws://127.0.0.1:{port}/')};\n{scenario.page_js}"
         evaluated = await browser.send("Runtime.evaluate", {"expression": source}, session=session)
         started = loop.time()
@@ -291,11 +293,15 @@ async def run_scenario(
         server.cancel()
         with contextlib.suppress(BaseException):
             await server
+    server_seen: dict[str, Any] = dict(ctx.outcome or {"exception": None, "cause": "no connection"})
+    connect_at = next((t for t, text in lines if text == "connect"), None)
+    if connect_at is not None and server_seen.get("time") is not None:
+        # Server times count from the script's start (ctx.t0); shown from the page's connect.
+        shift = (t0_wall - connect_at) / scale
+        server_seen["time"] = round(float(server_seen["time"]) + shift, 3)
     return {
         "page": normalise(lines, scale),
-        "server": ctx.outcome
-        if ctx.outcome is not None
-        else {"exception": None, "cause": "no connection"},
+        "server": server_seen,
         "chromium": browser.version,
     }
 
