@@ -368,7 +368,7 @@ def server_summary(server: dict[str, Any]) -> str:
     elif server.get("status") not in (None, 101):
         parts.append(f"HTTP {server['status']}")
     if "pong" in server:
-        parts.append(f"pong {server['pong']:.3f}")
+        parts.append("pong")
     return " ".join(parts)
 
 

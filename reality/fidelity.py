@@ -164,7 +164,8 @@ def render(data: Mapping[str, Any]) -> str:
         )
     lines += [
         f"- results: {len(results)}; {agreed} agree, {known} known differences, "
-        f"{only} real only, {len(results) - agreed - known - only} unexplained",
+        f"{f'{only} real only, ' if only else ''}"
+        f"{len(results) - agreed - known - only} unexplained",
         "",
         "Outcomes read *exception rcvd/sent cause @ time*: `Error` is ConnectionClosedError, "
         "`OK` ConnectionClosedOK; `open`: still open at the end; `killed`: the process was "
