@@ -58,8 +58,9 @@ BROWSER_INTRO = (
     "`called <what>`: a call that returned) @ seconds from the page's `connect`, median "
     "(range) of the runs; a scenario whose lines varied from run to run shows each variant "
     "with its count. Server: what the websockets server saw (exception, close code "
-    "received/sent, cause, reason received; or what it did) @ seconds from the page's script "
-    "start."
+    "received/sent, cause, reason received; or what it did) @ seconds from the page's `connect` "
+    "too (its own timers count from when the runner sent the script, a few to a hundred "
+    "milliseconds earlier: a server that closes at 0.5 s shows 0.45 to 0.5)."
 )
 
 
