@@ -3,6 +3,7 @@
     python3 dev.py reality                       # everything, 3 real runs each, scale 1/20
     python3 dev.py reality -- --only partition   # one scenario (repeat --only for more)
     python3 dev.py reality -- --runs 5 --scale 0.1
+    python3 dev.py reality -- --group browser --record   # headless Chromium only, merged
 
 A full run writes ``reality/results.json`` and the generated part of ``docs/FIDELITY.md``;
 a run with ``--only`` writes nothing unless ``--record``. It prints a table and exits 1 if
