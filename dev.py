@@ -351,6 +351,11 @@ def reality_missing() -> str | None:
             f"it needs {' and '.join(absent)} (the `ip netns` and `nft` commands): install "
             f"them, for example `apt-get install -y {' '.join(absent)}`"
         )
+    # The browser group (reality/chromium.py) needs headless Chromium; without it that group
+    # alone is skipped, and run.py says so.
+    if shutil.which("chromium") is None and shutil.which("apt-get"):
+        say("Installing chromium with apt-get (the browser group)")
+        subprocess.call(["apt-get", "install", "-y", "chromium"], cwd=ROOT)
     return None
 
 

@@ -3,6 +3,7 @@
     python3 dev.py reality                       # everything, 3 real runs each, scale 1/20
     python3 dev.py reality -- --only partition   # one scenario (repeat --only for more)
     python3 dev.py reality -- --runs 5 --scale 0.1
+    python3 dev.py reality -- --group browser --record   # headless Chromium only, merged
 
 A full run writes ``reality/results.json`` and the generated part of ``docs/FIDELITY.md``;
 a run with ``--only`` writes nothing unless ``--record``. It prints a table and exits 1 if
@@ -31,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import wssim  # noqa: E402
-from reality import compare, fidelity, netns, realside, simside  # noqa: E402
+from reality import browser_scenarios, compare, fidelity, netns, realside, simside  # noqa: E402
 from reality.compare import Result  # noqa: E402
 from reality.outcome import Outcome, short  # noqa: E402
 from reality.scenarios import SCENARIOS, Scenario  # noqa: E402
@@ -65,6 +66,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--record", action="store_true", help="write results.json and FIDELITY.md with --only"
     )
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        choices=GROUPS,
+        help="run only this group (repeatable); with --record, its results replace that "
+        "group's in the recorded results.json, the others' stay as they were",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -74,12 +83,40 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+GROUPS = ("network", "protocol", "browser")
+
+
 def chosen(only: Sequence[str]) -> list[Scenario]:
     names = {s.name for s in SCENARIOS}
-    unknown = [n for n in only if n not in names]
+    browser = {s.name for s in browser_scenarios.SCENARIOS}
+    unknown = [n for n in only if n not in names | browser]
     if unknown:
-        raise SystemExit(f"unknown scenario {', '.join(unknown)}; there are: {', '.join(names)}")
+        raise SystemExit(
+            f"unknown scenario {', '.join(unknown)}; there are: {', '.join(names | browser)}"
+        )
     return [s for s in SCENARIOS if not only or s.name in only]
+
+
+def chosen_browser(only: Sequence[str]) -> list[str]:
+    """The browser scenarios among ``only`` (all of them when ``only`` is empty)."""
+    return [s.name for s in browser_scenarios.SCENARIOS if not only or s.name in only]
+
+
+def wanted_groups(args: argparse.Namespace) -> list[str]:
+    """The groups this run covers: those of --group, else those --only names, else all."""
+    if args.group:
+        return [g for g in GROUPS if g in args.group]
+    if args.only:
+        network = {s.name for s in SCENARIOS}
+        return [
+            g
+            for g, hit in (
+                ("network", any(n in network for n in args.only)),
+                ("browser", bool(chosen_browser(args.only))),
+            )
+            if hit
+        ]
+    return list(GROUPS)
 
 
 async def real_runs(
@@ -174,54 +211,132 @@ def meta(args: argparse.Namespace, lab_settings: dict[str, str], wall: float) ->
     }
 
 
+def browser_results(args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
+    """The browser group in headless Chromium (reality/chromium.py): real only for now."""
+    from reality import chromium
+
+    started = time.monotonic()
+    names = chosen_browser(args.only)
+    print(f"reality: {len(names)} browser scenarios, headless Chromium {args.runs}×", flush=True)
+    rows, version = chromium.results(args.runs, names)
+    info = {
+        "chromium": version,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": args.runs,
+        "wall": f"{time.monotonic() - started:.0f} s",
+    }
+    return rows, info
+
+
+def merged(new: dict[str, Any], groups: Sequence[str], *, new_meta: bool = False) -> dict[str, Any]:
+    """``new`` (a run of ``groups`` only) put into the recorded results: the rows of the
+    other groups, the meta of their run (unless ``new_meta``) and the scenarios' titles
+    stay as recorded."""
+    if not RESULTS.exists():
+        return new
+    old = json.loads(RESULTS.read_text(encoding="utf-8"))
+    results = [r for r in old["results"] if r["group"] not in groups] + new["results"]
+    meta = dict(new["meta"] if new_meta else old["meta"])
+    if "browser" in new["meta"]:
+        meta["browser"] = new["meta"]["browser"]
+    elif "browser" in old["meta"]:
+        meta["browser"] = old["meta"]["browser"]
+    return {
+        "meta": meta,
+        "results": results,
+        "scenarios": {**old.get("scenarios", {}), **new["scenarios"]},
+        "not_reproduced": old.get("not_reproduced", NOT_REPRODUCED),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.list:
         for s in SCENARIOS:
             print(f"{s.name:16} {s.title}")
-        return 0
-    why = netns.missing()
-    if why is not None:
-        print(f"reality: skipped: {why}.")
+        for b in browser_scenarios.SCENARIOS:
+            print(f"{b.name:16} (browser) {b.title}")
         return 0
     scenarios = chosen(args.only)
+    groups = wanted_groups(args)
+    browser_skipped = False
+    if "network" not in groups:
+        scenarios = []
+    if "network" in groups or "protocol" in groups:
+        why = netns.missing()
+        if why is not None:
+            print(f"reality: skipped: {why}.")
+            groups = [g for g in groups if g == "browser" and (args.group or args.only)]
+            scenarios = []
+    if "browser" in groups:
+        from reality import chromium
+
+        why = chromium.missing()
+        if why is not None:
+            print(f"reality: browser group skipped: {why}.")
+            groups.remove("browser")
+            browser_skipped = True
+    if not groups:
+        return 0
     started = time.monotonic()
-    removed = netns.remove_leftovers()
-    if removed:
-        print(f"reality: removed {len(removed)} namespaces left by an earlier run")
-    print(
-        f"reality: {len(scenarios)} scenarios, simulation once, Linux {args.runs}× at "
-        f"scale {args.scale:g}",
-        flush=True,
-    )
-    sims = {s.name: simside.run(s) for s in scenarios}
-    try:
-        reals = asyncio.run(real_runs(scenarios, args.runs, args.scale, args.jobs))
-    finally:
-        realside.teardown_all()
-    results = [r for s in scenarios for r in results_for(s, sims[s.name], reals[s.name])]
-    if not args.only:
+    results: list[Result] = []
+    if scenarios:
+        removed = netns.remove_leftovers()
+        if removed:
+            print(f"reality: removed {len(removed)} namespaces left by an earlier run")
+        print(
+            f"reality: {len(scenarios)} scenarios, simulation once, Linux {args.runs}× at "
+            f"scale {args.scale:g}",
+            flush=True,
+        )
+        sims = {s.name: simside.run(s) for s in scenarios}
+        try:
+            reals = asyncio.run(real_runs(scenarios, args.runs, args.scale, args.jobs))
+        finally:
+            realside.teardown_all()
+        results = [r for s in scenarios for r in results_for(s, sims[s.name], reals[s.name])]
+    if "protocol" in groups and (args.group or not args.only):
         results += protocol_results(args.runs)
+    browser_info: dict[str, Any] = {}
+    if "browser" in groups:
+        rows, browser_info = browser_results(args)
+        results += rows
     wall = time.monotonic() - started
     print()
     print(table(results))
     bad = compare.failures(results)
     known = [r for r in results if not r["agree"] and compare.is_known(r)]
+    only = [r for r in results if compare.is_real_only(r)]
     print()
     print(
         f"{len(results)} results: {sum(r['agree'] for r in results)} agree, {len(known)} "
-        f"known differences, {len(bad)} unexplained; {wall:.0f} s"
+        f"known differences, {len(only)} real only, {len(bad)} unexplained; {wall:.0f} s"
     )
     for r in [*known, *bad]:
         print(f"- {r['scenario']}: {r['note']}")
-    if not args.only or args.record:
+    if (not args.only and not args.group) or args.record:
         settings = netns.Lab(args.scale).planned()
-        data = {
+        titles = {s.name: s.title for s in scenarios}
+        if "browser" in groups:
+            titles.update(
+                {
+                    b.name: f"(browser) {b.title}"
+                    for b in browser_scenarios.SCENARIOS
+                    if b.name in chosen_browser(args.only)
+                }
+            )
+        data: dict[str, Any] = {
             "meta": meta(args, settings, wall),
             "results": results,
-            "scenarios": {s.name: s.title for s in scenarios},
+            "scenarios": titles,
             "not_reproduced": NOT_REPRODUCED,
         }
+        if browser_info:
+            data["meta"]["browser"] = browser_info
+        if args.group and not args.only:
+            data = merged(data, groups)
+        elif browser_skipped and not args.only:  # a full run without Chromium: keep its rows
+            data = merged(data, [g for g in GROUPS if g != "browser"], new_meta=True)
         RESULTS.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         fidelity.write(FIDELITY, data)
         print(f"wrote {RESULTS.relative_to(ROOT)} and {FIDELITY.relative_to(ROOT)}")
