@@ -46,9 +46,10 @@ NOT_REPRODUCED = {
         "shares the running kernel of this machine, and SIGSTOP stops only processes "
         "(that is the freeze scenarios)"
     ),
-    "handshake refused (503), load shed (1013), tab closed (1001), browser crash": (
-        "application-level closes or the crash scenarios with the roles swapped: nothing "
-        "in them depends on the network stack beyond what crash-idle and shutdown check"
+    "load shed (1013), a crashed browser's host (lesson 02)": (
+        "application-level closes, or the crash scenarios with the roles swapped: nothing "
+        "in them depends on the network stack beyond what crash-idle and shutdown check; "
+        "the browser's side of a 503, a closed tab and a crashed page is in the browser group"
     ),
 }
 
