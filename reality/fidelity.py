@@ -52,8 +52,10 @@ connects at 0), unscaled: real times are multiplied back by 20.
 REAL_ONLY = "real only"
 
 BROWSER_INTRO = (
-    "Real only: the simulated tab (`wssim.browser`) does not exist yet, so these rows record "
-    "what headless Chromium did, the reference it must match; they are no failures. Page: "
+    "The simulated tab (`wssim.browser`, reality/browser_sim.py, seed 0) against headless "
+    "Chromium; agreement: the same page lines (codes, reasons, wasClean), the same server "
+    "outcome, times within the tolerance of the median of the matching runs; where Chromium "
+    "varied, matching any observed variant counts. Page: "
     "the page's log lines (`close <code> <reason> <wasClean>`, `exception <DOMException>`, "
     "`called <what>`: a call that returned) @ seconds from the page's `connect`, median "
     "(range) of the runs; a scenario whose lines varied from run to run shows each variant "
@@ -102,6 +104,10 @@ def server_cell(real: Sequence[Outcome]) -> str:
 def _cell(o: Outcome | None) -> str:
     if o is None:
         return REAL_ONLY
+    if "not_simulated" in o:
+        return f"not simulated: {o['not_simulated']}"
+    if "page" in o:
+        return f"page: {page_cell([o])}; server: {server_cell([o])}"
     text = short(o)
     return text if o["time"] is None else f"{text} @ {o['time']:.3f}"
 

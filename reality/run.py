@@ -32,7 +32,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import wssim  # noqa: E402
-from reality import browser_scenarios, compare, fidelity, netns, realside, simside  # noqa: E402
+from reality import (  # noqa: E402
+    browser_scenarios,
+    browser_sim,
+    compare,
+    fidelity,
+    netns,
+    realside,
+    simside,
+)
 from reality.compare import Result  # noqa: E402
 from reality.outcome import Outcome, short  # noqa: E402
 from reality.scenarios import SCENARIOS, Scenario  # noqa: E402
@@ -74,6 +82,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=GROUPS,
         help="run only this group (repeatable); with --record, its results replace that "
         "group's in the recorded results.json, the others' stay as they were",
+    )
+    p.add_argument(
+        "--sim-only",
+        action="store_true",
+        help="browser group: re-run the simulation only and compare it with the recorded "
+        "Chromium runs of results.json (no Chromium needed)",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = p.parse_args(argv)
@@ -219,7 +233,10 @@ def browser_results(args: argparse.Namespace) -> tuple[list[Result], dict[str, A
     started = time.monotonic()
     names = chosen_browser(args.only)
     print(f"reality: {len(names)} browser scenarios, headless Chromium {args.runs}×", flush=True)
+    if args.sim_only:
+        return recorded_browser_results(names)
     rows, version = chromium.results(args.runs, names)
+    rows = [browser_sim.result(browser_scenarios.by_name(r["scenario"]), r["real"]) for r in rows]
     info = {
         "chromium": version,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -227,6 +244,16 @@ def browser_results(args: argparse.Namespace) -> tuple[list[Result], dict[str, A
         "wall": f"{time.monotonic() - started:.0f} s",
     }
     return rows, info
+
+
+def recorded_browser_results(names: Sequence[str]) -> tuple[list[Result], dict[str, Any]]:
+    """The browser group against the Chromium runs recorded in results.json: the
+    simulation is run again, Chromium is not."""
+    old = json.loads(RESULTS.read_text(encoding="utf-8"))
+    real = {r["scenario"]: r["real"] for r in old["results"] if r["group"] == "browser"}
+    print(f"reality: {len(names)} browser scenarios, simulated, against recorded Chromium runs")
+    rows = [browser_sim.result(browser_scenarios.by_name(n), real[n]) for n in names if n in real]
+    return rows, dict(old["meta"].get("browser", {}))
 
 
 def merged(new: dict[str, Any], groups: Sequence[str], *, new_meta: bool = False) -> dict[str, Any]:
@@ -269,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"reality: skipped: {why}.")
             groups = [g for g in groups if g == "browser" and (args.group or args.only)]
             scenarios = []
-    if "browser" in groups:
+    if "browser" in groups and not args.sim_only:
         from reality import chromium
 
         why = chromium.missing()

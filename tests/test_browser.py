@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import wssim
-from wssim.browser import JSError, Tab
+from wssim.browser import JSError, Tab, websocket
 
 PAGE = """
 const ws = new WebSocket("ws://server:8765");
@@ -86,13 +86,15 @@ def test_server_closes_1001_with_reason(sim: wssim.Simulation) -> None:
     assert tab.console == [(0.04, "open 40"), (0.08, 'close 1001 "going away now" true 80')]
 
 
-def test_server_host_crash_is_error_then_1006(sim: wssim.Simulation) -> None:
+def test_server_host_crash_is_1006_without_error(sim: wssim.Simulation) -> None:
+    # TCP lost once open, no close frame: close 1006 and no error event, as Chromium in the
+    # reality suite (server-rst, server-killed).
     start_server(sim)
     tab = Tab(sim.host("laptop"))
     tab.run_js(PAGE)
     sim.at(1, sim.host("server").crash)
     sim.run(until=5)
-    assert tab.console[2:] == [(1.01, "error 3 1010"), (1.01, 'close 1006 "" false 1010')]
+    assert tab.console[2:] == [(1.01, 'close 1006 "" false 1010')]
 
 
 def test_refused_handshake_is_error_then_1006(sim: wssim.Simulation) -> None:
@@ -324,13 +326,13 @@ def test_invalid_utf8_from_the_server_fails_the_connection(sim: wssim.Simulation
     tab.run_js(PAGE.replace('ws.send("hello");', ""))
     sim.run(until=10)
     # The frame arrives at 0.14: error, then close 1006 at once; the browser's close frame
-    # says 1007 to the server.
+    # says 1002, as Chromium's did in the reality suite (invalid-utf8), not RFC 6455's 1007.
     assert tab.console == [
         (0.04, "open 40"),
         (0.14, "error 3 140"),
         (0.14, 'close 1006 "" false 140'),
     ]
-    assert got and got[0][1] == 1007
+    assert got and got[0][1] == 1002
 
 
 def test_a_crash_of_the_tabs_host_kills_the_page(sim: wssim.Simulation) -> None:
@@ -362,3 +364,67 @@ def test_binary_messages_arrive_as_arraybuffers(sim: wssim.Simulation) -> None:
     """)
     sim.run(until=1)
     assert tab.console == [(0.0, "blob"), (0.06, "[0,255,7]"), (0.06, '"a\\u0000b"')]
+
+
+def _raw_server(sim: wssim.Simulation, then: Any, got: list[Any]) -> None:
+    from wssim.raw import RawServer
+
+    async def server() -> None:
+        async with await RawServer.listen(8765) as srv:
+            conn = await srv.accept()
+            await then(conn)
+            await conn.wait_closed(timeout=100)
+            got.append((round(sim.now, 6), conn.close_code, conn.close_reason))
+
+    sim.host("server").spawn(server())
+
+
+def test_protocol_errors_close_with_chromiums_reasons(sim: wssim.Simulation) -> None:
+    from websockets.frames import Opcode
+
+    got: list[Any] = []
+
+    async def then(conn: Any) -> None:
+        await asyncio.sleep(0.1)
+        conn.send_frame(Opcode.TEXT, b"\xff\xfe")
+
+    _raw_server(sim, then, got)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE.replace('ws.send("hello");', ""))
+    sim.run(until=70)  # the browser waits for the server to close TCP: 60 s at most
+    assert got[0][1:] == (1002, "Invalid UTF-8 in text frame")
+    assert websocket.REASONS["reserved bits must be 0"] == "Invalid reserved bit"
+
+
+def test_close_answered_but_tcp_kept_is_clean_two_seconds_later(sim: wssim.Simulation) -> None:
+    # Chromium (reality suite, close-answered-tcp-kept): close 1000 true 2 s after the
+    # server's close frame, not after the 60 s closing timeout.
+    from websockets.frames import Opcode
+
+    got: list[Any] = []
+
+    async def then(conn: Any) -> None:
+        await asyncio.sleep(1.0)
+        conn.send_frame(Opcode.CLOSE, b"\x03\xe8")
+        await asyncio.sleep(50)
+
+    _raw_server(sim, then, got)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE.replace('ws.send("hello");', "setTimeout(() => ws.close(), 500);"))
+    sim.run(until=10)
+    # The server's close frame leaves at 1.03 (1 s after accepting), arrives at 1.04.
+    assert tab.console == [(0.04, "open 40"), (3.04, 'close 1000 "" true 3040')]
+
+
+def test_close_never_answered_is_1006_at_the_closing_timeout(sim: wssim.Simulation) -> None:
+    got: list[Any] = []
+
+    async def then(conn: Any) -> None:
+        await asyncio.sleep(100)
+
+    _raw_server(sim, then, got)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE.replace('ws.send("hello");', "setTimeout(() => ws.close(), 500);"))
+    sim.run(until=70)
+    # close() at 0.54 (0.5 s after open), no answer: the 60 s closing timeout, no error.
+    assert tab.console == [(0.04, "open 40"), (60.54, 'close 1006 "" false 60540')]

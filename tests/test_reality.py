@@ -252,8 +252,8 @@ def test_recorded_results_are_well_formed() -> None:
     data = json.loads(path.read_text())
     for r in data["results"]:
         assert set(r) == {"scenario", "group", "sim", "real", "agree", "note"}
-        if r["group"] == "browser":  # real only for now (tests/test_reality_browser.py)
-            assert r["sim"] is None and not r["agree"]
+        if r["group"] == "browser":  # simulated tab vs Chromium (tests/test_reality_browser.py)
+            assert set(r["sim"]) == {"page", "server"}
             assert all(set(o) == {"page", "server", "chromium"} for o in r["real"])
             continue
         for o in [r["sim"], *r["real"]]:

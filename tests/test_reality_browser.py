@@ -8,17 +8,20 @@ skipped unless Chromium is installed and ``WSSIM_CHROMIUM=1`` is set.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reality import browser_scenarios, chromium, compare, fidelity
+from reality import browser_scenarios, browser_sim, chromium, compare, fidelity
 from reality.browser_scenarios import SCENARIOS, Line, frame, parse_line
 
+ROOT = Path(__file__).resolve().parent.parent
 LOGGED = re.compile(r'log\("(connect|open|error|close |message |exception |called )')
 
 
@@ -193,3 +196,160 @@ def test_one_scenario_in_chromium() -> None:
     lines = [p["line"] for p in run["page"]]
     assert lines == ["connect", "open", 'close 4000 "session expired" true']
     assert run["server"]["code_received"] == 4000 and run["server"]["reason"] == "session expired"
+
+
+# The simulated side (reality/browser_sim.py): each scenario's outcome, pinned. A change
+# here is a change of wssim.browser's behaviour: re-record the comparison with
+# `python3 dev.py reality -- --group browser --sim-only --record`.
+
+PINNED = {
+    "server-1000": (
+        'connect @ 0.000 | open @ 0.004 | close 1000 "" true @ 0.503',
+        "ConnectionClosedOK 1000/1000 EOF @ 0.504",
+    ),
+    "server-1001": (
+        'connect @ 0.000 | open @ 0.004 | close 1001 "restart" true @ 0.503',
+        'ConnectionClosedOK 1001/1001 EOF "restart" @ 0.504',
+    ),
+    "server-1011": (
+        'connect @ 0.000 | open @ 0.004 | close 1011 "oops" true @ 0.503',
+        'ConnectionClosedError 1011/1011 EOF "oops" @ 0.504',
+    ),
+    "server-4000-reason": (
+        'connect @ 0.000 | open @ 0.004 | close 4000 "session expired" true @ 0.503',
+        'ConnectionClosedError 4000/4000 EOF "session expired" @ 0.504',
+    ),
+    "server-empty-close": (
+        'connect @ 0.000 | open @ 0.004 | close 1005 "" true @ 0.503',
+        "ConnectionClosedOK 1005/1005 EOF @ 0.504",
+    ),
+    "server-rst": (
+        'connect @ 0.000 | open @ 0.004 | close 1006 "" false @ 0.501',
+        "RST sent @ 0.500",
+    ),
+    "server-killed": (
+        'connect @ 0.000 | open @ 0.004 | close 1006 "" false @ 0.501',
+        "FIN sent @ 0.500",
+    ),
+    "handshake-403": (
+        'connect @ 0.000 | error @ 0.004 | close 1006 "" false @ 0.004',
+        "HTTP HTTP 403 @ 0.003",
+    ),
+    "handshake-503": (
+        'connect @ 0.000 | error @ 0.004 | close 1006 "" false @ 0.004',
+        "HTTP HTTP 503 @ 0.003",
+    ),
+    "refused": (
+        'connect @ 0.000 | error @ 0.000 | close 1006 "" false @ 0.000',
+        "no connection",
+    ),
+    "never-answered": (
+        "connect @ 0.000",
+        "EOF (never answered) @ 10.001",
+    ),
+    "page-close": (
+        'connect @ 0.000 | open @ 0.004 | called close() @ 0.500 | close 1005 "" true @ 0.502',
+        "ConnectionClosedOK 1005/1005 EOF @ 0.503",
+    ),
+    "page-close-1000-bye": (
+        "connect @ 0.000 | open @ 0.004 | "
+        'called close(1000, "bye") @ 0.500 | close 1000 "bye" true @ 0.502',
+        'ConnectionClosedOK 1000/1000 EOF "bye" @ 0.503',
+    ),
+    "page-close-4000": (
+        'connect @ 0.000 | open @ 0.004 | called close(4000) @ 0.500 | close 4000 "" true @ 0.502',
+        "ConnectionClosedError 4000/4000 EOF @ 0.503",
+    ),
+    "page-close-1001": (
+        "connect @ 0.000 | open @ 0.004 | exception InvalidAccessError @ 0.500 | "
+        'called close() @ 1.000 | close 1005 "" true @ 1.002',
+        "ConnectionClosedOK 1005/1005 EOF @ 1.003",
+    ),
+    "page-close-long-reason": (
+        "connect @ 0.000 | open @ 0.004 | "
+        'exception SyntaxError @ 0.500 | called close() @ 1.000 | close 1005 "" true @ 1.002',
+        "ConnectionClosedOK 1005/1005 EOF @ 1.003",
+    ),
+    "server-ping": (
+        'connect @ 0.000 | open @ 0.004 | close 1000 "" true @ 1.003',
+        "ConnectionClosedOK 1000/1000 EOF pong @ 1.004",
+    ),
+    "invalid-utf8": (
+        'connect @ 0.000 | open @ 0.004 | error @ 0.501 | close 1006 "" false @ 0.501',
+        'ConnectionClosedError 1002/1002 EOF "Invalid UTF-8 in text frame" @ 0.504',
+    ),
+    "reserved-bits": (
+        'connect @ 0.000 | open @ 0.004 | error @ 0.501 | close 1006 "" false @ 0.501',
+        'ConnectionClosedError 1002/1002 EOF "Invalid reserved bit" @ 0.504',
+    ),
+    "masked-frame": (
+        'connect @ 0.000 | open @ 0.004 | error @ 0.501 | close 1006 "" false @ 0.501',
+        'ConnectionClosedError 1002/1002 EOF "Masked frame from server" @ 0.504',
+    ),
+    "close-unanswered": (
+        'connect @ 0.000 | open @ 0.004 | called close() @ 0.500 | close 1006 "" false @ 60.500',
+        "never read @ 0.003",
+    ),
+    "close-answered-tcp-kept": (
+        'connect @ 0.000 | open @ 0.004 | called close() @ 0.500 | close 1000 "" true @ 3.001',
+        "close frame written, TCP kept @ 1.000",
+    ),
+    "tab-close": (
+        "connect @ 0.000 | open @ 0.004",
+        "ConnectionClosedOK 1001/1001 EOF @ 1.003",
+    ),
+    "tab-navigate": (
+        "connect @ 0.000 | open @ 0.004",
+        "ConnectionClosedOK 1001/1001 EOF @ 1.003",
+    ),
+    "tab-reload": (
+        "connect @ 0.000 | open @ 0.004 | connect @ 1.000 | open @ 1.004",
+        "ConnectionClosedOK 1001/1001 EOF @ 1.003",
+    ),
+    "tab-crash": (
+        "connect @ 0.000 | open @ 0.004",
+        "ConnectionClosedError None/None EOF @ 1.001",
+    ),
+}
+
+
+def _pinned(got: dict[str, Any]) -> tuple[str, str]:
+    page = " | ".join(f"{p['line']} @ {p['t']:.3f}" for p in got["page"])
+    server = chromium.server_summary(got["server"])
+    if got["server"].get("time") is not None:
+        server += f" @ {got['server']['time']:.3f}"
+    return page, server
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_simulated_outcome_is_pinned(scenario: browser_scenarios.BrowserScenario) -> None:
+    assert _pinned(browser_sim.run(scenario)) == PINNED[scenario.name]
+
+
+def test_recorded_rows_agree_or_are_known() -> None:
+    data = json.loads((ROOT / "reality" / "results.json").read_text())
+    rows = {r["scenario"]: r for r in data["results"] if r["group"] == "browser"}
+    assert set(rows) == {s.name for s in SCENARIOS}
+    for s in SCENARIOS:
+        row = rows[s.name]
+        assert _pinned(row["sim"]) == PINNED[s.name]
+        assert row["agree"] == browser_sim.compare(row["sim"], row["real"])[0]
+        assert row["agree"] or (s.known and compare.is_known(row)), s.name
+        assert bool(s.known) == (not row["agree"]), s.name
+
+
+def test_compare_accepts_any_observed_variant() -> None:
+    rst = {**SERVER, "cause": "ECONNRESET"}
+    runs = [
+        _run([("open", 0.01), ('close 1000 "" true', 0.5)], rst),
+        _run([("open", 0.03), ('close 1000 "" true', 0.6)], SERVER),
+        _run([("open", 0.02), ("error", 0.7), ('close 1006 "" false', 0.7)], SERVER),
+    ]
+    sim = {"page": runs[2]["page"], "server": SERVER}
+    assert browser_sim.compare(sim, runs) == (True, "")
+    late = {"page": runs[2]["page"], "server": {**SERVER, "time": 2.0}}
+    agree, why = browser_sim.compare(late, runs)
+    assert not agree and "server outcome at 2.000 s" in why
+    other = {"page": runs[0]["page"][:2], "server": SERVER}
+    assert not browser_sim.compare(other, runs)[0]
+    assert browser_sim.compare({"not_simulated": "why"}, runs) == (False, "not simulated: why")

@@ -11,15 +11,23 @@ WebSocket standard says it sees:
   The page never sees the HTTP status.
 * a close frame from the server: ``close`` with its code and reason once TCP is closed,
   ``wasClean`` true when the closing handshake completed.
-* TCP lost without a closing handshake: ``error``, then ``close`` 1006, ``wasClean`` false.
+* TCP lost without a close frame once open: ``close`` 1006, ``wasClean`` false, and no
+  ``error`` event (Chromium in the reality suite's server-rst, server-killed and
+  close-unanswered scenarios).
 
-Choices where the specs leave room (Chromium's observed behaviour, to be checked by the
-reality suite): on a protocol error the Sans-I/O protocol sends its close frame (1002 or
-1007) before the page is told; a page-initiated ``close()`` with no code sends a close
-frame without a code (the page then sees 1005); Chromium never sends pings, and answers
-the server's with pongs (the Sans-I/O protocol does); after the page sent a close frame,
+Choices where the specs leave room (Chromium's behaviour, observed by the reality suite's
+browser group, reality/browser_sim.py): on a protocol error the Sans-I/O protocol sends its
+close frame before the page is told, with Chromium's code and reason (:data:`REASONS`:
+invalid UTF-8 in a text frame is 1002 "Invalid UTF-8 in text frame", not 1007); a
+page-initiated ``close()`` with no code sends a close frame without a code (the page then
+sees 1005); Chromium never sends pings, and answers the server's with pongs (the Sans-I/O
+protocol does); after the page sent a close frame,
 if TCP is not closed by the server within :data:`CLOSING_TIMEOUT` seconds, the socket is
-closed (Chromium's ``kClosingHandshakeTimeout``, net/websockets/websocket_channel.cc).
+closed (Chromium's ``kClosingHandshakeTimeout``, net/websockets/websocket_channel.cc);
+once the closing handshake completed, if the server keeps TCP open, the socket is closed
+:data:`UNDERLYING_CLOSE_TIMEOUT` seconds later and the page sees a clean close (Chromium's
+``kUnderlyingConnectionCloseTimeout``; the reality suite's close-answered-tcp-kept scenario:
+``close 1000 "" true`` 2 s after the server's close frame).
 """
 
 from __future__ import annotations
@@ -39,10 +47,28 @@ from websockets.uri import parse_uri
 
 from wssim.core.hosts import Host
 
-__all__ = ["CLOSING_TIMEOUT", "Socket", "check_url"]
+__all__ = ["CLOSING_TIMEOUT", "REASONS", "UNDERLYING_CLOSE_TIMEOUT", "Socket", "check_url"]
 
 CLOSING_TIMEOUT = 60.0
 """Seconds a closing handshake may take before the browser closes TCP itself."""
+
+UNDERLYING_CLOSE_TIMEOUT = 2.0
+"""Seconds the browser waits for the server to close TCP once both close frames went."""
+
+REASONS = {
+    "reserved bits must be 0": "Invalid reserved bit",
+    "incorrect masking": "Masked frame from server",
+}
+"""websockets' reasons for failing a connection, as Chromium words them in its close frame
+(the reality suite's reserved-bits and masked-frame scenarios: what the server received)."""
+
+
+class _Client(ClientProtocol):
+    """websockets' Sans-I/O client, failing with Chromium's reasons (:data:`REASONS`)."""
+
+    def fail(self, code: int, reason: str = "") -> None:
+        super().fail(code, REASONS.get(reason, reason))
+
 
 Notify = Callable[..., None]
 """How a socket tells the page: ``notify(what, *args)`` (see the prelude's ``__wssim_ws``)."""
@@ -74,7 +100,7 @@ class Socket(asyncio.Protocol):
         self._loop = loop
         self.url = url
         self._notify = notify
-        self._client = ClientProtocol(
+        self._client = _Client(
             parse_uri(url),
             subprotocols=[Subprotocol(p) for p in protocols] or None,
             max_size=None,
@@ -84,8 +110,10 @@ class Socket(asyncio.Protocol):
         self._fragment_text = False
         self._told_closed = False  # the page has had its close event (or is gone)
         self._failed = False
+        self._opened = False  # the handshake completed
         self._gone = False  # the page is gone: nothing more is told
         self._timer: asyncio.TimerHandle | None = None
+        self._underlying_armed = False
         self._task = host.spawn(self._connect(), name="browser WebSocket")
 
     # Opening
@@ -131,7 +159,9 @@ class Socket(asyncio.Protocol):
         elif client.close_rcvd is not None:
             self._tell_closed(client.close_rcvd.code, client.close_rcvd.reason, False)
         else:
-            self._fail()
+            # Chromium: no error event when TCP is lost after the opening handshake, only
+            # close 1006 (reality suite: server-rst, server-killed, close-unanswered).
+            self._fail(error=not self._opened)
 
     def _process(self) -> None:
         client = self._client
@@ -144,14 +174,20 @@ class Socket(asyncio.Protocol):
                     return
                 protocol = client.subprotocol or ""
                 extensions = event.headers.get("Sec-WebSocket-Extensions", "")
+                self._opened = True
                 self._say("open", protocol, extensions)
             elif isinstance(event, Frame):
                 self._frame(event)
         self._flush()
-        if client.parser_exc is not None and not client.handshake_exc:
-            self._fail()  # a protocol error or invalid UTF-8: Sans-I/O sent 1002/1007
+        if isinstance(client.parser_exc, EOFError) and not client.handshake_exc:
+            # A FIN without a close frame: TCP lost, no error event once open (Chromium in
+            # the reality suite's server-killed scenario).
+            self._fail(error=not self._opened)
+        elif client.parser_exc is not None and not client.handshake_exc:
+            self._fail()  # a protocol error or invalid UTF-8: Sans-I/O sent its close frame
         elif client.close_rcvd is not None and client.close_sent is not None:
             self._say("closing")
+            self._arm_underlying_close_timeout()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
@@ -169,8 +205,10 @@ class Socket(asyncio.Protocol):
                     text = data.decode()
                 except UnicodeDecodeError:
                     # As websockets' own connections do: the Sans-I/O protocol leaves
-                    # UTF-8 to the layer above. RFC 6455, 8.1: fail the connection (1007).
-                    self._client.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                    # UTF-8 to the layer above. RFC 6455, 8.1 says 1007; Chromium sends
+                    # 1002 "Invalid UTF-8 in text frame" (the server's record in the
+                    # reality suite's invalid-utf8 scenario).
+                    self._client.fail(CloseCode.PROTOCOL_ERROR, "Invalid UTF-8 in text frame")
                     self._flush()
                     self._fail()
                     return
@@ -225,8 +263,9 @@ class Socket(asyncio.Protocol):
 
     # Helpers
 
-    def _fail(self) -> None:
-        """Fail the WebSocket connection: error, then close 1006, not clean."""
+    def _fail(self, *, error: bool = True) -> None:
+        """Fail the WebSocket connection: error (unless not ``error``), then close 1006,
+        not clean."""
         if self._failed:
             return
         self._failed = True
@@ -237,7 +276,8 @@ class Socket(asyncio.Protocol):
         if not self._task.done():
             self._task.cancel()
         if not self._told_closed and not self._gone:
-            self._say("error")
+            if error:
+                self._say("error")
             self._tell_closed(1006, "", False)
 
     def _tell_closed(self, code: int, reason: str, clean: bool) -> None:
@@ -263,6 +303,14 @@ class Socket(asyncio.Protocol):
     def _arm_closing_timeout(self) -> None:
         if self._timer is None and self._transport is not None:
             self._timer = self._loop.call_later(CLOSING_TIMEOUT, self._abort)
+
+    def _arm_underlying_close_timeout(self) -> None:
+        if self._transport is None or self._underlying_armed:
+            return
+        self._underlying_armed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(UNDERLYING_CLOSE_TIMEOUT, self._abort)
 
     def _abort(self) -> None:
         if self._transport is not None:
