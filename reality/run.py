@@ -4,6 +4,8 @@
     python3 dev.py reality -- --only partition   # one scenario (repeat --only for more)
     python3 dev.py reality -- --runs 5 --scale 0.1
     python3 dev.py reality -- --group browser --record   # headless Chromium only, merged
+    python3 dev.py reality -- --group browser --sim-only --record   # the simulated tab
+        # against the Chromium runs recorded in results.json (no Chromium needed)
 
 A full run writes ``reality/results.json`` and the generated part of ``docs/FIDELITY.md``;
 a run with ``--only`` writes nothing unless ``--record``. It prints a table and exits 1 if
@@ -227,14 +229,15 @@ def meta(args: argparse.Namespace, lab_settings: dict[str, str], wall: float) ->
 
 
 def browser_results(args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
-    """The browser group in headless Chromium (reality/chromium.py): real only for now."""
+    """The browser group: the simulated tab (reality/browser_sim.py) against headless
+    Chromium (reality/chromium.py), or against its recorded runs with ``--sim-only``."""
     from reality import chromium
 
     started = time.monotonic()
     names = chosen_browser(args.only)
-    print(f"reality: {len(names)} browser scenarios, headless Chromium {args.runs}×", flush=True)
     if args.sim_only:
         return recorded_browser_results(names)
+    print(f"reality: {len(names)} browser scenarios, headless Chromium {args.runs}×", flush=True)
     rows, version = chromium.results(args.runs, names)
     rows = [browser_sim.result(browser_scenarios.by_name(r["scenario"]), r["real"]) for r in rows]
     info = {
