@@ -553,10 +553,12 @@ SCENARIOS: tuple[BrowserScenario, ...] = (
         echo(),
         actions=(Action(1.0, "crash"),),
         known="headless Chromium's Page.crash reached the server as a clean close 1001 with "
-        "an empty reason (as closing the tab does), which a dead renderer cannot send itself: "
-        "Chromium's socket lives in its network service, which may close it for the renderer "
-        "(not established here); the simulated crash kills the socket with the page, no close "
-        "frame (the server sees TCP end without one), and is kept so",
+        "an empty reason (as closing the tab does), yet a dead renderer sends none, and "
+        "Chromium's network service drops a WebSocket whose renderer is gone without a "
+        "closing handshake (services/network/websocket.cc, OnConnectionError removes it): "
+        "so Page.crash in headless mode apparently unloaded the page rather than killing the "
+        "renderer (not established). The simulated crash kills the socket with the page, no "
+        "close frame (the server sees TCP end without one), and is kept so",
     ),
 )
 
