@@ -187,7 +187,7 @@ class Network:
             if src.alive and kind != "RST" and kind not in PROBES:
                 pipe.lost_in_flight(segment)
             return
-        dst.heard(self.loop.time())
+        dst.last_heard = self.loop.time()
         if kind in PROBES:
             self._probe_arrived(pipe, segment)
             return

@@ -208,10 +208,12 @@ class ConnectionEnd:
         self.closed = False  # the socket is closed: arriving data is answered with RST
         self.fin_received = False
         self.options = DEFAULT_OPTIONS  # immutable: shared until an option is set
-        # When a segment last arrived from the peer: keepalive counts silence from there.
+        # When a segment last arrived from the peer (set by the fabric on each arrival):
+        # keepalive counts silence from there, and a probe is answered if it came later.
         self.last_heard = 0.0
         self.keepalive_timer: asyncio.TimerHandle | None = None
-        self.keepalive_unanswered = 0
+        self.keepalive_unanswered = 0  # probes sent since last_heard
+        self.keepalive_probed_at = 0.0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -252,11 +254,6 @@ class ConnectionEnd:
         due = max(now, self.last_heard + self.options.keepalive_idle)
         self.keepalive_timer = net.loop.call_at(due, self._keepalive, context=net.quiet)
 
-    def heard(self, now: float) -> None:
-        """A segment arrived from the peer: it is alive."""
-        self.last_heard = now
-        self.keepalive_unanswered = 0
-
     def _keepalive(self) -> None:
         self.keepalive_timer = None
         if self.closed or not self.alive or not self.options.keepalive:
@@ -270,6 +267,8 @@ class ConnectionEnd:
             # the peer instead ("it is alive without keepalive").
             due = now + options.keepalive_idle
         else:
+            if self.last_heard >= self.keepalive_probed_at:
+                self.keepalive_unanswered = 0  # the peer spoke since the last probe
             idle = now - self.last_heard
             if idle < options.keepalive_idle - 1e-9:
                 due = self.last_heard + options.keepalive_idle
@@ -281,26 +280,32 @@ class ConnectionEnd:
                     else self.keepalive_unanswered >= options.keepalive_probes
                 )
                 if timed_out:
-                    self._keepalive_timed_out(idle)
+                    # Linux resets the connection as it gives up (tcp_send_active_reset).
+                    self.time_out(
+                        f"keepalive: {self.keepalive_unanswered} probes unanswered after "
+                        f"{idle:g} s of silence",
+                        reset=True,
+                    )
                     return
                 self.keepalive_unanswered += 1
+                self.keepalive_probed_at = now
                 pipe.probe("keepalive probe", Tcp.KEEPALIVE)
                 due = now + options.keepalive_interval
         self.keepalive_timer = net.loop.call_at(due, self._keepalive, context=net.quiet)
 
-    def _keepalive_timed_out(self, idle: float) -> None:
+    def time_out(self, why: str, *, reset: bool = False) -> None:
+        """Give up on the connection, as ``tcp_write_err`` does: the application gets
+        ETIMEDOUT. With ``reset``, an RST goes to the peer first (keepalive's way)."""
         net = self.conn.network
         net.observer.tcp(
-            self.conn,
-            self.side,
-            self.host.name,
-            f"keepalive: {self.keepalive_unanswered} probes unanswered after {idle:g} s of "
-            f"silence: connection timed out",
-            Tcp.TIMED_OUT,
+            self.conn, self.side, self.host.name, f"{why}: connection timed out", Tcp.TIMED_OUT
         )
-        # Linux resets the connection as it gives up (tcp_send_active_reset), then
-        # reports ETIMEDOUT to the application.
-        net.send_reset(self)
+        if reset:
+            net.send_reset(self)
+        else:
+            self.conn.pipe_from(self).drop()
+            self.closed = True
+            self.stop_timers()
         if self.transport is not None:
             self.transport._lose(TimeoutError(errno.ETIMEDOUT, _TIMED_OUT))
 
@@ -502,23 +507,8 @@ class Pipe:
             self.src.transport._update_flow_control()
 
     def _time_out(self, now: float, why: str = "") -> None:
-        """Give up: the connection timed out (ETIMEDOUT), as ``tcp_write_err`` does."""
-        net = self.network
-        self.stuck = None
-        self.stuck_bytes = 0
-        text = why or f"gave up retransmitting after {now - self.stuck_since:g} s"
-        net.observer.tcp(
-            self.conn,
-            self.src.side,
-            self.src.host.name,
-            f"{text}: connection timed out",
-            Tcp.TIMED_OUT,
-        )
-        self.drop()
-        self.src.closed = True
-        self.src.stop_timers()
-        if self.src.transport is not None:
-            self.src.transport._lose(TimeoutError(errno.ETIMEDOUT, _TIMED_OUT))
+        """Give up: the sender's end times out (ETIMEDOUT)."""
+        self.src.time_out(why or f"gave up retransmitting after {now - self.stuck_since:g} s")
 
     # Probes: segments without data that the peer's TCP answers if it is there.
 
