@@ -69,7 +69,7 @@ __all__ = [
     "server_outcome",
 ]
 
-ACTIONS = ("close", "navigate", "reload", "crash")
+ACTIONS = ("close", "navigate", "back", "reload", "crash")
 
 PRELUDE = """\
 function log(line) { console.log(line); }
@@ -97,7 +97,7 @@ class Action:
     """At ``at`` (unscaled seconds from the page's connect), the tab does ``kind``."""
 
     at: float
-    kind: Literal["close", "navigate", "reload", "crash"]
+    kind: Literal["close", "navigate", "back", "reload", "crash"]
 
 
 Server = Callable[[Context], Awaitable[None]]
@@ -113,6 +113,8 @@ class BrowserScenario:
     until: float = 3.0
     tags: frozenset[str] = field(default_factory=frozenset)
     known: str = ""
+    no_store: bool = False
+    """The page is served with ``Cache-Control: no-store`` (no back/forward cache)."""
 
 
 # The log format
@@ -142,9 +144,13 @@ class Line:
 _CLOSE = re.compile(r"close (\d+) (\".*\") (true|false)")
 
 
+LIFECYCLE_LINES = ("pagehide true", "pagehide false", "pageshow true")
+"""What :data:`STAY_LIFECYCLE` logs: the events and their ``persisted``."""
+
+
 def parse_line(text: str) -> Line:
     """A page's log line (:data:`PRELUDE`'s format) as a :class:`Line`; ValueError if not."""
-    if text in ("connect", "open", "error"):
+    if text in ("connect", "open", "error", *LIFECYCLE_LINES):
         return Line(text)
     head, _, rest = text.partition(" ")
     if head == "close":
@@ -398,6 +404,14 @@ def page(body: str) -> str:
 STAY = page("var ws = connect();\n")
 """A page that connects and waits."""
 
+STAY_LIFECYCLE = page(
+    "var ws = connect();\n"
+    'addEventListener("pagehide", function (e) { log("pagehide " + e.persisted); });\n'
+    'addEventListener("pageshow", function (e) { if (e.persisted) log("pageshow true"); });\n'
+)
+"""A page that connects, waits, and logs ``pagehide`` and a ``pageshow`` from the
+back/forward cache."""
+
 
 def page_closes(args: str, at: float = 0.5) -> str:
     return page(
@@ -527,38 +541,39 @@ SCENARIOS: tuple[BrowserScenario, ...] = (
     ),
     BrowserScenario(
         "tab-navigate",
-        "the tab navigates to about:blank at 1 s",
+        "the tab navigates to about:blank at 1 s; the page goes to the back/forward cache",
         STAY,
         echo(),
         actions=(Action(1.0, "navigate"),),
-        known="Chromium's server saw the 1001 about 2.1 s after Page.navigate (3.11-3.15 s in "
-        "all 3 runs), the simulated tab sends it at the navigation (1.003 s): the old "
-        "document's unload is delayed in Chromium (not modelled; the cause is not measured)",
+    ),
+    BrowserScenario(
+        "tab-navigate-no-store",
+        "a page served with Cache-Control: no-store navigates to about:blank at 1 s",
+        STAY,
+        echo(),
+        actions=(Action(1.0, "navigate"),),
+        no_store=True,
+    ),
+    BrowserScenario(
+        "tab-back",
+        "the tab navigates away at 1 s and comes back at 2 s (back/forward cache)",
+        STAY_LIFECYCLE,
+        echo(),
+        actions=(Action(1.0, "navigate"), Action(2.0, "back")),
     ),
     BrowserScenario(
         "tab-reload",
-        "the tab reloads at 1 s",
+        "the tab reloads at 1 s; its script runs again",
         STAY,
         echo(),
         actions=(Action(1.0, "reload"),),
-        known="the Chromium runner injects the page's script with Runtime.evaluate, which a "
-        "reload does not run again (Chromium logs nothing after the reload); the simulated "
-        "tab's reload runs its run_js sources again, as a page's own scripts would be (it "
-        "connects again at 1 s). The 1001 the server sees agrees",
     ),
     BrowserScenario(
         "tab-crash",
-        "the renderer crashes at 1 s",
+        "the renderer process crashes at 1 s (chrome://crash)",
         STAY,
         echo(),
         actions=(Action(1.0, "crash"),),
-        known="headless Chromium's Page.crash reached the server as a clean close 1001 with "
-        "an empty reason (as closing the tab does), yet a dead renderer sends none, and "
-        "Chromium's network service drops a WebSocket whose renderer is gone without a "
-        "closing handshake (services/network/websocket.cc, OnConnectionError removes it): "
-        "so Page.crash in headless mode apparently unloaded the page rather than killing the "
-        "renderer (not established). The simulated crash kills the socket with the page, no "
-        "close frame (the server sees TCP end without one), and is kept so",
     ),
 )
 

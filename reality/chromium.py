@@ -8,8 +8,10 @@ address and port be in the opening handshake at a time), a tab (``Target.createT
 a page of a tiny local HTTP server (an ``http://127.0.0.1`` origin), attached with
 ``flatten``, ``Runtime.enable``: every ``Runtime.consoleAPICalled`` is a log line with its
 timestamp. ``Runtime.evaluate`` defines ``SERVER_URL`` and runs ``page_js``. The tab's
-actions: ``Target.closeTarget``, ``Page.navigate`` to ``about:blank``, ``Page.reload``,
-``Page.crash``. Scenarios of a run go in parallel, each in its own tab.
+actions: ``Target.closeTarget``, ``Page.navigate`` to ``about:blank``, ``Page.reload``
+(the script is also added with ``Page.addScriptToEvaluateOnNewDocument``, so that it runs
+again), back in history (``Page.navigateToHistoryEntry``), and ``chrome://crash`` (the
+renderer process dies). Scenarios of a run go in parallel, each in its own tab.
 
 An outcome of one run of one scenario::
 
@@ -63,6 +65,9 @@ FLAGS = (
 
 NAMES = ("chromium", "chromium-browser")
 
+NO_STORE_PATH = "/no-store"
+"""The page server answers this path with ``Cache-Control: no-store``."""
+
 PAGE = b"<!doctype html><title>wssim</title><p>wssim browser scenario</p>\n"
 
 
@@ -90,6 +95,10 @@ def free_port() -> int:
 class _Page(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200)
+        if self.path.startswith(NO_STORE_PATH):
+            # A page Chromium keeps out of its back/forward cache once it used a WebSocket
+            # (kWebSocketSticky, content/browser/renderer_host/back_forward_cache_impl.cc).
+            self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(PAGE)))
         self.end_headers()
@@ -225,6 +234,8 @@ async def run_scenario(
     ctx.t0 = loop.time()
     server = asyncio.create_task(_serve(scenario, ctx))
     await asyncio.sleep(0.05)  # listening
+    if scenario.no_store:
+        page_url = page_url.rstrip("/") + NO_STORE_PATH
     target = (await browser.send("Target.createTarget", {"url": page_url}))["targetId"]
     session = (await browser.send("Target.attachToTarget", {"targetId": target, "flatten": True}))[
         "sessionId"
@@ -251,6 +262,11 @@ async def run_scenario(
         ctx.t0 = loop.time()
         t0_wall = time.time()  # the same instant on the console's clock (epoch seconds)
         source = f"var SERVER_URL = {json.dumps(f'ws://127.0.0.1:{port}/')};\n{scenario.page_js}"
+        if any(a.kind == "reload" for a in scenario.actions):
+            # A page's own scripts run again when it reloads; an evaluated one would not.
+            await browser.send(
+                "Page.addScriptToEvaluateOnNewDocument", {"source": source}, session=session
+            )
         evaluated = await browser.send("Runtime.evaluate", {"expression": source}, session=session)
         started = loop.time()
         if "exceptionDetails" in evaluated:  # the page's script did not run: say so
@@ -268,9 +284,19 @@ async def run_scenario(
                     await browser.send("Page.navigate", {"url": "about:blank"}, session=session)
                 elif action.kind == "reload":
                     await browser.send("Page.reload", {}, session=session)
+                elif action.kind == "back":
+                    history = await browser.send("Page.getNavigationHistory", session=session)
+                    entry = history["entries"][history["currentIndex"] - 1]
+                    await browser.send(
+                        "Page.navigateToHistoryEntry", {"entryId": entry["id"]}, session=session
+                    )
                 elif action.kind == "crash":
+                    # chrome://crash kills the tab's renderer process (Inspector.targetCrashed
+                    # follows), as a renderer crash does; Page.crash only unloaded the page.
                     with contextlib.suppress(Exception):  # the answer may never come
-                        await browser.send("Page.crash", {}, session=session, timeout=2)
+                        await browser.send(
+                            "Page.navigate", {"url": "chrome://crash"}, session=session, timeout=2
+                        )
 
         actor = asyncio.create_task(act())
         end = started + scenario.until * scale
@@ -308,10 +334,14 @@ async def run_scenario(
 
 def normalise(lines: Sequence[tuple[float, str]], scale: float = 1.0) -> list[dict[str, Any]]:
     """Log lines as ``{"line", "t"}``, ``t`` in unscaled seconds from the ``connect`` line,
-    each line re-written in the fixed form (a line of another form is kept as ``raw``)."""
+    each line re-written in the fixed form (a line of another form is kept as ``raw``).
+
+    A line seen twice with the same timestamp is one message reported twice: DevTools
+    replays a page's earlier console messages when it comes back from the back/forward
+    cache."""
     t0 = next((t for t, text in lines if text == "connect"), lines[0][0] if lines else 0.0)
     out = []
-    for t, text in lines:
+    for t, text in dict.fromkeys(lines):
         try:
             norm = parse_line(text).text()
         except ValueError:

@@ -259,14 +259,25 @@ def recorded_browser_results(names: Sequence[str]) -> tuple[list[Result], dict[s
     return rows, dict(old["meta"].get("browser", {}))
 
 
-def merged(new: dict[str, Any], groups: Sequence[str], *, new_meta: bool = False) -> dict[str, Any]:
-    """``new`` (a run of ``groups`` only) put into the recorded results: the rows of the
-    other groups, the meta of their run (unless ``new_meta``) and the scenarios' titles
-    stay as recorded."""
+def merged(
+    new: dict[str, Any],
+    groups: Sequence[str],
+    *,
+    new_meta: bool = False,
+    partial: bool = False,
+) -> dict[str, Any]:
+    """``new`` (a run of ``groups`` only, or with ``partial`` of some of their scenarios)
+    put into the recorded results: the rows of the other groups and scenarios, the meta of
+    their run (unless ``new_meta``) and the scenarios' titles stay as recorded."""
     if not RESULTS.exists():
         return new
     old = json.loads(RESULTS.read_text(encoding="utf-8"))
-    results = [r for r in old["results"] if r["group"] not in groups] + new["results"]
+    ran = {r["scenario"] for r in new["results"]} if partial else None
+    results = [
+        r
+        for r in old["results"]
+        if r["group"] not in groups or (ran is not None and r["scenario"] not in ran)
+    ] + new["results"]
     meta = dict(new["meta"] if new_meta else old["meta"])
     if "browser" in new["meta"]:
         meta["browser"] = new["meta"]["browser"]
@@ -364,7 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if browser_info:
             data["meta"]["browser"] = browser_info
-        if args.group and not args.only:
+        if args.only:  # a few scenarios, recorded: the others' rows stay as they were
+            data = merged(data, groups, partial=True)
+        elif args.group:
             data = merged(data, groups)
         elif browser_skipped and not args.only:  # a full run without Chromium: keep its rows
             data = merged(data, [g for g in GROUPS if g != "browser"], new_meta=True)

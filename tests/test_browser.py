@@ -161,28 +161,28 @@ def test_tab_close_sends_1001_with_an_empty_reason(sim: wssim.Simulation) -> Non
     assert tab.state == "closed"
 
 
-def test_tab_crash_gives_the_server_1006(sim: wssim.Simulation) -> None:
+def test_tab_crash_closes_the_sockets_with_1001(sim: wssim.Simulation) -> None:
+    # Chromium's network service closes a dead renderer's WebSockets (reality: tab-crash).
     seen: list[Any] = []
     start_server(sim, seen)
     tab = Tab(sim.host("laptop"))
-    tab.run_js(PAGE)
+    tab.run_js(PAGE + 'addEventListener("pagehide", () => console.log("pagehide"));')
     sim.at(2, tab.crash)
     sim.run(until=5)
-    assert seen == [(2.01, 1006, "")]
+    assert seen == [(2.03, 1001, "")]
     assert tab.state == "crashed"
+    assert tab.console[-1] == (0.06, "message hello 60")  # no event ran in the page
+    close = sim.trace.first(kind="frame", host="laptop", since=1)
+    assert close is not None and close.time == 2.0 and "1001" in close.text
     assert sim.host("laptop").tasks == []
-    assert sim.trace.first(kind="frame", host="laptop", since=1) is None  # no close frame
-    fin = sim.trace.first(kind="tcp", host="laptop", since=1)
-    assert fin is not None and (fin.time, fin.text) == (2.0, "FIN")
 
 
-def test_reload_runs_the_page_again_and_navigate_empties_it(sim: wssim.Simulation) -> None:
+def test_reload_runs_the_page_again(sim: wssim.Simulation) -> None:
     seen: list[Any] = []
     start_server(sim, seen)
     tab = Tab(sim.host("laptop"))
     tab.run_js(PAGE)
     sim.at(1, tab.reload)
-    sim.at(2, tab.navigate)
     sim.run(until=5)
     assert tab.console == [
         (0.04, "open 40"),
@@ -190,7 +190,97 @@ def test_reload_runs_the_page_again_and_navigate_empties_it(sim: wssim.Simulatio
         (1.04, "open 40"),
         (1.06, "message hello 60"),
     ]
-    assert seen == [(1.03, 1001, ""), (2.03, 1001, "")]
+    assert seen == [(1.03, 1001, "")]
+
+
+LIFECYCLE = """
+addEventListener("pagehide", (e) => console.log("pagehide", e.persisted));
+addEventListener("pageshow", (e) => console.log("pageshow", e.persisted, ws.readyState));
+"""
+
+
+def test_navigate_keeps_the_page_and_its_socket_in_the_back_forward_cache(
+    sim: wssim.Simulation,
+) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + LIFECYCLE + "setInterval(() => console.log('tick'), 700);")
+    sim.at(1, tab.navigate)
+    sim.run(until=100)
+    assert tab.console[-1] == (1.0, "pagehide true")  # then frozen: no tick
+    assert seen == []  # the connection is still open
+    tab.close()  # the cached page is evicted with the tab
+    sim.run(until=101)
+    assert seen == [(100.03, 1001, "")]
+
+
+def test_a_cached_page_still_answers_pings_and_is_evicted_after_600_s(
+    sim: wssim.Simulation,
+) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen, ping_interval=20, ping_timeout=20)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.at(1, tab.navigate)
+    sim.run(until=700)
+    assert seen == [(601.03, 1001, "")]  # browser.BFCACHE_TTL after the navigation
+    pongs = sim.trace.filter(kind="frame", side="client", contains="PONG")
+    assert [e.time for e in pongs][:2] == [20.04, 40.04]
+
+
+def test_back_restores_the_page_then_closes_its_socket(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + LIFECYCLE + "setTimeout(() => console.log('late timer'), 1500);")
+    sim.at(1, tab.navigate)
+    sim.at(1.5, sim.host("server").spawn, asyncio.sleep(0))  # nothing reaches the page
+    sim.at(2, tab.back)
+    sim.run(until=5)
+    assert tab.console[2:] == [
+        (1.0, "pagehide true"),
+        (2.0, "pageshow true 1"),
+        (2.0, "error 3 2000"),
+        (2.0, 'close 1006 "" false 2000'),
+        (2.0, "late timer"),  # due at 1.5 s while frozen: runs on the way back
+    ]
+    assert seen == [(2.03, 1001, "")]
+
+
+def test_navigate_without_the_cache_closes_at_once_and_back_loads_again(
+    sim: wssim.Simulation,
+) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE + LIFECYCLE)
+    sim.at(1, lambda: tab.navigate(bfcache=False))
+    sim.at(2, tab.back)
+    sim.run(until=5)
+    assert tab.console[2:] == [
+        (1.0, "pagehide false"),
+        (2.04, "open 40"),
+        (2.06, "message hello 60"),
+    ]
+    assert seen == [(1.03, 1001, "")]
+
+
+def test_back_with_no_history_says_so(sim: wssim.Simulation) -> None:
+    tab = Tab(sim.host("laptop"))
+    with pytest.raises(RuntimeError, match="no page to go back to"):
+        tab.back()
+
+
+def test_the_cache_holds_six_pages(sim: wssim.Simulation) -> None:
+    seen: list[Any] = []
+    start_server(sim, seen)
+    tab = Tab(sim.host("laptop"))
+    for k in range(7):
+        sim.at(k, tab.run_js, PAGE)
+        sim.at(k + 0.5, tab.navigate)
+    sim.run(until=10)
+    assert seen == [(6.53, 1001, "")]  # the seventh evicts the first
 
 
 TIMERS = """

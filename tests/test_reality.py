@@ -263,3 +263,39 @@ def test_recorded_results_are_well_formed() -> None:
             else:
                 assert tuple(o) == outcome.KEYS
     assert fidelity.render(data) in (ROOT / "docs" / "FIDELITY.md").read_text()
+
+
+def test_recording_a_few_scenarios_keeps_every_other_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reality import run
+
+    def row(name: str, group: str, agree: bool) -> dict[str, object]:
+        return {"scenario": name, "group": group, "agree": agree}
+
+    old = {
+        "meta": {"date": "old", "browser": {"version": "old"}},
+        "results": [
+            row("a", "browser", False),
+            row("b", "browser", True),
+            row("n", "network", True),
+        ],
+        "scenarios": {"a": "A", "b": "B", "n": "N"},
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(old))
+    monkeypatch.setattr(run, "RESULTS", path)
+    new = {
+        "meta": {"date": "new"},
+        "results": [row("a", "browser", True)],
+        "scenarios": {"a": "A2"},
+    }
+    partial = run.merged(new, ["browser"], partial=True)
+    assert [(r["scenario"], r["agree"]) for r in partial["results"]] == [
+        ("b", True),
+        ("n", True),
+        ("a", True),
+    ]
+    assert partial["meta"]["date"] == "old" and partial["scenarios"]["a"] == "A2"
+    whole = run.merged(new, ["browser"])
+    assert [r["scenario"] for r in whole["results"]] == ["n", "a"]

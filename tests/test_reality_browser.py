@@ -22,7 +22,9 @@ from reality import browser_scenarios, browser_sim, chromium, compare, fidelity
 from reality.browser_scenarios import SCENARIOS, Line, frame, parse_line
 
 ROOT = Path(__file__).resolve().parent.parent
-LOGGED = re.compile(r'log\("(connect|open|error|close |message |exception |called )')
+LOGGED = re.compile(
+    r'log\("(connect|open|error|close |message |exception |called |pagehide |pageshow )'
+)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
@@ -36,7 +38,18 @@ def test_scenarios_are_well_formed(scenario: browser_scenarios.BrowserScenario) 
     body = scenario.page_js[len(browser_scenarios.PRELUDE) :]
     assert "console.log" not in body
     assert all(
-        m[1] in ("connect", "open", "error", "close ", "message ", "exception ", "called ")
+        m[1]
+        in (
+            "connect",
+            "open",
+            "error",
+            "close ",
+            "message ",
+            "exception ",
+            "called ",
+            "pagehide ",
+            "pageshow ",
+        )
         for m in LOGGED.finditer(scenario.page_js)
     )
     for action in scenario.actions:
@@ -72,6 +85,8 @@ def test_scenario_names_are_unique_and_cover_the_brief() -> None:
         "close-answered-tcp-kept",
         "tab-close",
         "tab-navigate",
+        "tab-navigate-no-store",
+        "tab-back",
         "tab-reload",
         "tab-crash",
     ):
@@ -300,7 +315,16 @@ PINNED = {
     ),
     "tab-navigate": (
         "connect @ 0.000 | open @ 0.004",
+        "ConnectionClosedOK 1001/1001 EOF @ 3.003",
+    ),
+    "tab-navigate-no-store": (
+        "connect @ 0.000 | open @ 0.004",
         "ConnectionClosedOK 1001/1001 EOF @ 1.003",
+    ),
+    "tab-back": (
+        "connect @ 0.000 | open @ 0.004 | pagehide true @ 1.000 | pageshow true @ 2.000 | "
+        'error @ 2.000 | close 1006 "" false @ 2.000',
+        "ConnectionClosedOK 1001/1001 EOF @ 2.003",
     ),
     "tab-reload": (
         "connect @ 0.000 | open @ 0.004 | connect @ 1.000 | open @ 1.004",
@@ -308,7 +332,7 @@ PINNED = {
     ),
     "tab-crash": (
         "connect @ 0.000 | open @ 0.004",
-        "ConnectionClosedError None/None EOF @ 1.001",
+        "ConnectionClosedOK 1001/1001 EOF @ 1.003",
     ),
 }
 

@@ -21,6 +21,6 @@ reported.
 from __future__ import annotations
 
 from wssim.browser.js import JSError
-from wssim.browser.tab import EPOCH_MS, HIDDEN_WAKE_UP, Tab
+from wssim.browser.tab import BFCACHE_SIZE, BFCACHE_TTL, EPOCH_MS, HIDDEN_WAKE_UP, Tab
 
-__all__ = ["EPOCH_MS", "HIDDEN_WAKE_UP", "JSError", "Tab"]
+__all__ = ["BFCACHE_SIZE", "BFCACHE_TTL", "EPOCH_MS", "HIDDEN_WAKE_UP", "JSError", "Tab"]

@@ -1,7 +1,8 @@
 """The page's side of the browser, in JavaScript: events, ``WebSocket``, timers, console.
 
 :data:`PRELUDE` runs in every new page before the page's own code. It defines what the
-page sees (``EventTarget``, ``Event``, ``MessageEvent``, ``CloseEvent``, ``DOMException``,
+page sees (``EventTarget``, ``Event``, ``MessageEvent``, ``CloseEvent``,
+``PageTransitionEvent``, ``DOMException``,
 ``WebSocket``, timers, ``console``, ``performance``, ``document``, ``navigator``,
 ``window``) on top of a few functions the tab exposes from Python (their names start with
 ``__py_``). Argument checks that throw live here, in JavaScript; the network lives in
@@ -60,6 +61,9 @@ class MessageEvent extends Event {
     super(type, init); this.data = init.data === undefined ? null : init.data;
     this.origin = init.origin || ""; this.lastEventId = ""; this.source = null; this.ports = [];
   }
+}
+class PageTransitionEvent extends Event {
+  constructor(type, init = {}) { super(type, init); this.persisted = !!init.persisted; }
 }
 class CloseEvent extends Event {
   constructor(type, init = {}) {
@@ -205,7 +209,7 @@ Object.defineProperty(doc, "hidden", { get: () => visibility === "hidden" });
 const start = py.now();
 
 Object.assign(g, {
-  DOMException, Event, MessageEvent, CloseEvent, EventTarget, WebSocket,
+  DOMException, Event, MessageEvent, CloseEvent, PageTransitionEvent, EventTarget, WebSocket,
   setTimeout: (fn, ms, ...args) => addTimer(fn, ms, args, false),
   setInterval: (fn, ms, ...args) => addTimer(fn, ms, args, true),
   clearTimeout: clearTimer, clearInterval: clearTimer,
@@ -265,8 +269,11 @@ g.__wssim_online = function (value) {
   online = value;
   win.dispatchEvent(new Event(value ? "online" : "offline"));
 };
-g.__wssim_pagehide = function () {
-  win.dispatchEvent(new Event("pagehide"));
+g.__wssim_pagehide = function (persisted) {
+  win.dispatchEvent(new PageTransitionEvent("pagehide", { persisted }));
+};
+g.__wssim_pageshow = function (persisted) {
+  win.dispatchEvent(new PageTransitionEvent("pageshow", { persisted }));
 };
 })();
 """

@@ -13,6 +13,20 @@ holds them, a crashed one kills the page. Rules modelled, where Chromium is the 
   WebSocket are exempt) and the 4 ms clamp of nested timers are not modelled.
 * Frozen pages (``tab.freeze()``, the Page Lifecycle API's freeze): no timer or event
   runs; what fell due runs, in order, on ``tab.resume()``. The network goes on meanwhile.
+* The back/forward cache (Chromium's, content/browser/renderer_host/back_forward_cache_impl.cc;
+  observed in the reality suite's tab-navigate, tab-navigate-no-store and tab-back
+  scenarios): :meth:`Tab.navigate` keeps the page, frozen, with its WebSockets *open*
+  (``pagehide`` with ``persisted`` true; the server sees nothing, its pings are still
+  answered, what arrives is dropped). :meth:`Tab.back` brings it back: ``pageshow`` with
+  ``persisted`` true, then every WebSocket of the page is closed by the browser: 1001 with
+  an empty reason to the server, ``error`` then ``close`` 1006 to the page. A cached page
+  is evicted (its sockets close with 1001) after :data:`BFCACHE_TTL` seconds, when more
+  than :data:`BFCACHE_SIZE` pages are cached, or when the tab closes. ``navigate(bfcache=
+  False)`` is a page Chromium does not cache (served with ``Cache-Control: no-store``): it
+  is unloaded at once and its sockets close with 1001.
+* A renderer crash (:meth:`Tab.crash`) closes the page's WebSockets with 1001 and an
+  empty reason: the browser's network service holds the connections, not the renderer
+  (the reality suite's tab-crash scenario kills the renderer process with chrome://crash).
 * ``navigator.onLine`` is what the test says (``tab.go_offline()``/``tab.go_online()``),
   not derived from the network.
 """
@@ -34,13 +48,20 @@ from wssim.core.hosts import Host, HostState
 if TYPE_CHECKING:
     from wssim.world import World
 
-__all__ = ["EPOCH_MS", "HIDDEN_WAKE_UP", "Tab"]
+__all__ = ["BFCACHE_SIZE", "BFCACHE_TTL", "EPOCH_MS", "HIDDEN_WAKE_UP", "Tab"]
 
 EPOCH_MS = 1_767_225_600_000
 """``Date.now()`` at virtual time 0: 2026-01-01T00:00:00Z, in milliseconds."""
 
 HIDDEN_WAKE_UP = 1.0
 """Seconds between the wake-ups of a hidden page's timers."""
+
+BFCACHE_TTL = 600.0
+"""Seconds a page stays in the back/forward cache before it is evicted (Chromium's
+``kDefaultTimeToLiveInBackForwardCacheInSeconds``)."""
+
+BFCACHE_SIZE = 6
+"""Pages a tab's back/forward cache holds (Chromium's ``cache_size`` default)."""
 
 
 def _from_js(text: str) -> str:
@@ -62,6 +83,10 @@ class _Page:
         self.timers: dict[int, tuple[float, float, int]] = {}  # id: (due, ms, generation)
         self.sockets: dict[int, Socket] = {}
         self.alive = True
+        self.cached = False  # in the back/forward cache: frozen, sockets open
+        self.visits = 0  # times it went into the cache: which eviction timer is current
+        self.held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []  # timers while cached
+        self.sources: list[str] = []  # the scripts it ran: what a reload or back runs again
 
 
 class Tab:
@@ -89,7 +114,7 @@ class Tab:
         self._random = random.Random(f"wssim.browser:{self._world.seed}:{host.name}:{number}")
         self.console: list[tuple[float, str]] = []
         """Every line the page logged: ``(virtual time in seconds, text)``."""
-        self._sources: list[str] = []
+        self._history: list[_Page] = []  # pages left by navigate(), most recent last
         self._hidden = False
         self._frozen = False
         self._online = True
@@ -121,39 +146,94 @@ class Tab:
             RuntimeError: if the tab is closed or crashed.
         """
         page = self._live_page("run_js")
-        self._sources.append(source)
+        page.sources.append(source)
         return page.engine.eval(source)
 
     # Lifecycle
 
     def close(self) -> None:
-        """The user closes the tab: ``pagehide``, then open sockets close with 1001."""
+        """The user closes the tab: ``pagehide``, then open sockets close with 1001; pages
+        in the back/forward cache are evicted (their sockets close with 1001 too)."""
         self._unload()
+        for page in self._history:
+            self._evict(page)
         self._closed = True
 
-    def navigate(self) -> None:
-        """The page goes away (as :meth:`close` for its sockets); an empty page follows."""
-        self._unload()
-        self._sources = []
+    def navigate(self, *, bfcache: bool = True) -> None:
+        """The page goes away; an empty page follows.
+
+        With ``bfcache`` (Chromium's default for a page with an open WebSocket), the page
+        goes to the back/forward cache: ``pagehide`` with ``persisted`` true, then it is
+        frozen with its sockets open until :meth:`back` or eviction. ``bfcache=False`` is a
+        page that is not cached (``Cache-Control: no-store``): ``pagehide``, then its sockets
+        close with 1001, as when the tab closes.
+        """
+        page = self._page
+        if page is None or self._closed or self._dead():
+            raise RuntimeError(f"tab.navigate(): the tab is {self.state}")
+        if bfcache and page.alive:
+            page.engine.call("__wssim_pagehide", True)
+            page.cached = True
+            page.visits += 1
+            self._held.clear()
+            self._world.loop.call_later(BFCACHE_TTL, self._expire, page, page.visits)
+            self._history.append(page)
+            cached = [p for p in self._history if p.cached]
+            if len(cached) > BFCACHE_SIZE:
+                self._evict(cached[0])
+        else:
+            self._unload()
+            self._history.append(page)
         self._page = self._new_page()
 
+    def back(self) -> None:
+        """Go back to the page :meth:`navigate` left. From the back/forward cache:
+        ``pageshow`` with ``persisted`` true, then the browser closes each of its
+        WebSockets (1001 to the server; ``error`` and ``close`` 1006 for the page), and its
+        timers run again. A page that is no longer cached loads again: its scripts run
+        again in a new page.
+
+        Raises:
+            RuntimeError: if there is no page to go back to, or the tab is closed.
+        """
+        if self._closed or self._dead():
+            raise RuntimeError(f"tab.back(): the tab is {self.state}")
+        if not self._history:
+            raise RuntimeError("tab.back(): there is no page to go back to")
+        previous = self._history.pop()
+        self._unload()  # the page left now (forward history is not modelled)
+        if previous.cached:
+            previous.cached = False
+            self._page = previous
+            self._event("__wssim_pageshow", True)
+            for socket in list(previous.sockets.values()):
+                socket.close_on_restore()
+            held, previous.held = previous.held, []
+            for fn, args in held:
+                self._run(fn, *args)
+        else:
+            self._page = self._new_page()
+            for source in previous.sources:
+                self.run_js(source)
+
     def reload(self) -> None:
-        """The page goes away, then the same scripts run again in a new page."""
-        sources = self._sources
+        """The page goes away (not to the back/forward cache), then the same scripts run
+        again in a new page."""
+        page = self._live_page("reload")
         self._unload()
-        self._sources = []
         self._page = self._new_page()
-        for source in sources:
+        for source in page.sources:
             self.run_js(source)
 
     def crash(self) -> None:
-        """The renderer dies: no event, no close frame; the OS closes the TCP connections
-        (FIN, or RST where received data was unread)."""
+        """The renderer dies: no event runs in the page; the browser's network service
+        closes its WebSockets with 1001 and an empty reason (as Chromium does when the
+        renderer process is killed)."""
         page = self._page
         if page is not None and page.alive:
             page.alive = False
             for socket in page.sockets.values():
-                socket.kill()
+                socket.unload()
         self._held.clear()
         self._closed = True
         self._crashed = True
@@ -212,11 +292,26 @@ class Tab:
         page = self._page
         if page is None or not page.alive or self._closed or self._dead():
             return
-        page.engine.call("__wssim_pagehide")
+        page.engine.call("__wssim_pagehide", False)
         page.alive = False
         for socket in page.sockets.values():
             socket.unload()
         self._held.clear()
+
+    def _expire(self, page: _Page, visit: int) -> None:
+        if page.visits == visit:
+            self._evict(page)
+
+    def _evict(self, page: _Page) -> None:
+        """Drop a page from the back/forward cache: it is gone, its sockets close (1001)."""
+        if not page.cached or not page.alive:
+            return
+        page.cached = False
+        page.alive = False
+        page.held.clear()
+        if not self._dead():
+            for socket in page.sockets.values():
+                socket.unload()
 
     def _new_page(self) -> _Page:
         page = _Page(self)
@@ -289,6 +384,9 @@ class Tab:
         timer = page.timers.get(tid)
         if timer is None or timer[2] != generation or not page.alive or self._dead():
             return
+        if page.cached:  # frozen in the back/forward cache: runs if the page comes back
+            page.held.append((self._fire, (page, tid, generation)))
+            return
         self.host.run_here(self._run, self._fire, page, tid, generation)
 
     def _fire(self, page: _Page, tid: int, generation: int) -> None:
@@ -317,7 +415,9 @@ class Tab:
         return ""
 
     def _event_on(self, page: _Page, name: str, *args: Any) -> None:
-        if page.alive and not self._dead():
+        # A cached page hears nothing: what arrives meanwhile is dropped (no message
+        # reached the page after tab-back in Chromium).
+        if page.alive and not page.cached and not self._dead():
             self._run(self._call, page, name, *args)
 
     def _send(self, page: _Page, sid: int, data: str, binary: bool) -> None:

@@ -256,10 +256,20 @@ class Socket(asyncio.Protocol):
         elif client.state is State.CONNECTING:
             self._abort()
 
-    def kill(self) -> None:
-        """The renderer died: no close frame; the OS closes the TCP connection."""
-        self._gone = True
-        self._abort()
+    def close_on_restore(self) -> None:
+        """The page came back from the back/forward cache: Chromium closes the connection
+        (1001, empty reason, to the server) and the page sees ``error``, then ``close``
+        1006, not clean (the reality suite's tab-back scenario)."""
+        client = self._client
+        if client.state is State.OPEN:
+            client.send_close(1001, "")
+            self._flush()
+            self._arm_closing_timeout()
+        elif client.state is State.CONNECTING:
+            self._abort()
+        if not self._told_closed:
+            self._say("error")
+            self._tell_closed(1006, "", False)
 
     # Helpers
 
