@@ -55,6 +55,7 @@ def _streams(log: MessageLog, streams: Iterable[Hashable] | None) -> list[Hashab
 
 def assert_none_lost(log: MessageLog, streams: Iterable[Hashable] | None = None) -> None:
     """Every message sent on ``streams`` (default: all) was delivered at least once."""
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     problems = []
     for stream in _streams(log, streams):
         lost = log.lost_ids(stream)
@@ -67,6 +68,7 @@ def assert_none_lost(log: MessageLog, streams: Iterable[Hashable] | None = None)
 
 def assert_none_duplicated(log: MessageLog, streams: Iterable[Hashable] | None = None) -> None:
     """No message of ``streams`` (default: all) was delivered twice."""
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     problems = []
     for stream in _streams(log, streams):
         twice = log.duplicated_ids(stream)
@@ -79,6 +81,7 @@ def assert_none_duplicated(log: MessageLog, streams: Iterable[Hashable] | None =
 def assert_in_order(log: MessageLog, streams: Iterable[Hashable] | None = None) -> None:
     """On each stream (default: all), messages were first delivered in the order sent, and
     nothing was delivered that was never sent."""
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     problems = []
     for stream in _streams(log, streams):
         late = log.reordered_ids(stream)
@@ -96,6 +99,7 @@ def assert_messages_intact(log: MessageLog, streams: Iterable[Hashable] | None =
 
     The message lists every property that failed: lost, duplicated, out of order.
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     chosen = _streams(log, streams)
     problems = []
     for check in (assert_none_lost, assert_none_duplicated, assert_in_order):
@@ -179,6 +183,7 @@ def assert_reconnected(
         ValueError: if the run did not reach ``after + within``, if no fault ended and
             ``after`` is not given, or if ``within`` is not a number of seconds >= 0.
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     if isinstance(within, bool) or not isinstance(within, int | float) or not within >= 0:
         raise ValueError(f"within must be a number of seconds >= 0, got {within!r}")
     hosts = [clients] if isinstance(clients, str) else list(clients)
@@ -222,6 +227,7 @@ def assert_nothing_held(
         AssertionError: a :class:`~wssim.toolkit.resources.ResourceLeak` listing what is
             held, kind by kind, with the owners (connection ids).
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     if not isinstance(ledger, Ledger):
         raise TypeError(f"ledger must be a wssim.toolkit.resources.Ledger, got {ledger!r}")
     if (trace is None) != (server is None):
@@ -259,6 +265,7 @@ def assert_no_handler_failed(trace: Trace) -> None:
     Raises:
         AssertionError: naming each connection, when, and the exception.
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
     failed = handler_failures(trace)
     if not failed:
         return

@@ -267,6 +267,7 @@ class Chaos:
                 failure (the report of the pytest plugin shows that run's trace).
             ValueError: for an argument out of its range.
         """
+        __tracebackhide__ = True  # a failure shows the test's line and the report below
         if isinstance(quiet, bool) or not isinstance(quiet, int | float) or not quiet > 0:
             raise ValueError(f"quiet must be a number of seconds > 0, got {quiet!r}")
         if isinstance(clients, str) or not clients:
@@ -318,4 +319,4 @@ class Chaos:
             runs=runs,
             complete=complete,
             replay=f"chaos.run({name}, clients={list(clients)!r}, schedule=SCHEDULE, ...)",
-        ) from minimal.error
+        ) from None  # its text holds the failure; ChaosFailure.error keeps its traceback
