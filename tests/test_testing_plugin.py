@@ -439,3 +439,74 @@ def test_seeds_spread_over_xdist_workers_give_the_same_traces(
     }
     assert {d["worker"] for d in seen["workers"].values()} == {"gw0", "gw1"}
     assert len({d["digest"] for d in seen["alone"].values()}) == 6  # seeds do differ
+
+
+def test_installing_wssim_registers_the_plugin_and_importing_it_does_not_import_pytest() -> None:
+    from importlib.metadata import entry_points
+
+    (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "wssim"]
+    assert plugin.value == "wssim.testing.plugin"
+    code = (
+        "import sys, wssim, wssim.testing, wssim.testing.chaos\n"
+        "assert 'pytest' not in sys.modules and '_pytest' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_message_assertions_name_the_stream_and_the_ids() -> None:
+    from wssim.lab.scorecard import MessageLog
+    from wssim.testing import assert_in_order, assert_messages_intact, assert_none_duplicated
+
+    log = MessageLog()
+    for n in (1, 2, 3, 4):
+        log.sent("alice", n)
+    for n in (1, 3, 2, 3, 9):
+        log.delivered("alice", n)
+    with pytest.raises(AssertionError) as failure:
+        assert_messages_intact(log)
+    assert str(failure.value) == (
+        "messages lost: alice: 1 of 4 lost (4)\n"
+        "messages duplicated: alice: 3 delivered more than once\n"
+        "messages out of order: alice: 2 delivered after later messages; "
+        "alice: 9 delivered but never sent"
+    )
+    with pytest.raises(AssertionError, match="alice: 3 delivered more than once"):
+        assert_none_duplicated(log, ["alice"])
+    clean = MessageLog()
+    clean.sent("bob", 1)
+    clean.delivered("bob", 1)
+    assert_messages_intact(clean)
+    assert_in_order(clean)
+
+
+def test_reconnected_sees_a_half_open_connection_and_refuses_a_time_not_reached() -> None:
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    from wssim import Simulation, faults
+    from wssim.testing import assert_reconnected
+
+    async def server() -> None:
+        async with serve(lambda ws: ws.wait_closed(), "", 8765) as running:
+            await running.serve_forever()
+
+    async def client() -> None:
+        async with connect("ws://server:8765", ping_interval=None) as websocket:
+            await websocket.wait_closed()
+
+    with Simulation() as sim:
+        sim.host("server").spawn(server())
+        sim.host("alice").spawn(client())
+        sim.inject(faults.PowerLoss("server"), at=5, duration=5)
+        trace = sim.run(until=20)
+        with pytest.raises(AssertionError) as failure:
+            assert_reconnected(trace, ["alice"], within=10)
+        assert str(failure.value) == (
+            "1 of 1 client(s) not reconnected 10 s after t=10:\n"
+            "  alice: its connection c1 is half-open: the client's end is open, the "
+            "server's end ended at t=5 (power loss)"
+        )
+        with pytest.raises(ValueError, match="run the simulation until at least t=30"):
+            assert_reconnected(trace, ["alice"], within=20)
+        with pytest.raises(ValueError, match="within must be a number of seconds >= 0"):
+            assert_reconnected(trace, ["alice"], within=-1)
