@@ -6,7 +6,6 @@ Nothing here imports pytest; the plugin (:mod:`wssim.testing.plugin`) calls it.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ class Reported:
 
 def safe_name(text: str) -> str:
     """``text`` as a file or directory name: letters, digits, ``.``, ``_`` and ``-``."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "._") else "-" for c in text)
+    name = "-".join(part for part in kept.split("-") if part).strip(".")
     return name[:150] or "test"
 
 
@@ -48,25 +48,17 @@ def replay_command(nodeid: str, seed: int, *, extra: Sequence[str] = ()) -> str:
 
 def save(trace: Trace, directory: Path, stem: str, *, timeline: bool = True) -> tuple[Path, ...]:
     """Write ``trace`` into ``directory``: ``stem.txt`` (every event, as a table) and, with
-    ``timeline``, ``stem.png`` (its connection timeline, one lane per host).
-
-    The figure is drawn on a figure of its own, never through pyplot: no window opens and
-    no global figure is left behind.
-    """
+    ``timeline``, ``stem.png`` (its connection timeline, one lane per host, drawn without
+    pyplot: :func:`wssim.plot.save_timeline`)."""
     directory.mkdir(parents=True, exist_ok=True)
     text = directory / f"{stem}.txt"
     text.write_text(f"{trace.table()}\n", encoding="utf-8")
     files = [text]
     if timeline and len(trace):
-        from matplotlib.figure import Figure
+        # Imported here: matplotlib is slow to import, and only a failure draws.
+        from wssim.plot.files import save_timeline
 
-        from wssim.plot import timeline as draw_timeline
-
-        figure = Figure(figsize=(11, 4.5))
-        draw_timeline(trace, ax=figure.subplots(), by="host", title=stem)
-        image = directory / f"{stem}.png"
-        figure.savefig(image, dpi=100, bbox_inches="tight")
-        files.append(image)
+        files.append(save_timeline(trace, directory / f"{stem}.png", title=stem))
     return tuple(files)
 
 
