@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "wssim.lab": 8,  # experiment kits: diagnose, detection, storms, chaos, scorecards
     "wssim.plot": 9,  # every figure; the only layer that imports matplotlib
     "wssim.course": 10,  # lesson material: causes, catalogues, capstone, exercises
+    "wssim.testing": 10,  # testing your own app: the pytest plugin, assertions, chaos
     "wssim.__main__": 11,  # python -m wssim
     "wssim": 11,  # the package's face
 }

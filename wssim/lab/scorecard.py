@@ -154,6 +154,38 @@ class MessageLog:
         delivered = set(self._delivered.get(stream, []))
         return [i for i in self._sent.get(stream, {}) if i not in delivered]
 
+    def duplicated_ids(self, stream: Hashable) -> list[Hashable]:
+        """The ids delivered more than once on ``stream``, in the order first repeated."""
+        seen: set[Hashable] = set()
+        repeated: dict[Hashable, None] = {}
+        for message_id in self._delivered.get(stream, []):
+            if message_id in seen:
+                repeated[message_id] = None
+            seen.add(message_id)
+        return list(repeated)
+
+    def reordered_ids(self, stream: Hashable) -> list[Hashable]:
+        """The ids of ``stream`` first delivered after an id sent later (as :meth:`counts`
+        counts them), in the order delivered."""
+        order = self._sent.get(stream, {})
+        seen: set[Hashable] = set()
+        highest = -1
+        late = []
+        for message_id in self._delivered.get(stream, []):
+            position = order.get(message_id)
+            if position is None or message_id in seen:
+                continue
+            seen.add(message_id)
+            if position < highest:
+                late.append(message_id)
+            highest = max(highest, position)
+        return late
+
+    def unknown_ids(self, stream: Hashable) -> list[Hashable]:
+        """The ids delivered on ``stream`` that were never sent on it, in the order delivered."""
+        order = self._sent.get(stream, {})
+        return [i for i in self._delivered.get(stream, []) if i not in order]
+
     def counts(self, streams: Iterable[Hashable] | None = None) -> MessageCounts:
         """Count the messages of ``streams`` (default: every stream)."""
         chosen = self.streams if streams is None else list(streams)

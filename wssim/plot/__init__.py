@@ -13,7 +13,8 @@ Each figure is here by name: ``wssim.plot.timeline(trace)``, ``wssim.plot.sequen
 ``wssim.plot.storm_attempts(results)``, ``wssim.plot.storm_connected(results)``,
 ``wssim.plot.tradeoff(points, results)``, ``wssim.plot.held_over_time(trace, ledger)``,
 ``wssim.plot.attempts_over_time(runs)``. Each returns the axes it drew on;
-``wssim.plot.drawn(ax)`` says what it drew there.
+``wssim.plot.drawn(ax)`` says what it drew there. ``wssim.plot.save_timeline(trace, path)``
+writes a timeline straight to a file, without pyplot (the pytest plugin's reports).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import matplotlib
 
 from wssim.plot.diagrams import DETAIL_LANES, sequence, timeline
 from wssim.plot.drawing import Drawing, collisions, drawn
+from wssim.plot.files import save_timeline
 from wssim.plot.heartbeats import tradeoff
 from wssim.plot.resources import held_over_time
 from wssim.plot.storms import attempts as storm_attempts
@@ -36,6 +38,7 @@ __all__ = [
     "draw_to_files",
     "drawn",
     "held_over_time",
+    "save_timeline",
     "sequence",
     "storm_attempts",
     "storm_connected",

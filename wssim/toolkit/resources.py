@@ -448,8 +448,13 @@ class Registry(Iterable[K]):
         return f"<Registry {self.kind}: {len(self)} entries>"
 
     def add(self, entry: K, *, owner: object = "") -> None:
-        """Add ``entry``; adding one already there changes nothing."""
+        """Add ``entry``; adding one already there changes nothing.
+
+        Without an ``owner``, a websockets connection on the simulated network is its own
+        owner (its trace name, ``"c7"``), so that a leak report says which connection.
+        """
         if entry not in self._entries:
+            owner = owner or conn_id(entry)
             self._entries[entry] = self._ledger.acquire(self.kind, owner=owner)
 
     def discard(self, entry: K) -> None:
