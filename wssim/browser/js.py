@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import quickjs
+try:
+    import quickjs
+except ImportError as missing:  # pyproject.toml installs it only where a wheel exists
+    raise ImportError(
+        "wssim.browser needs the quickjs package (its JavaScript engine), which is not "
+        "installed. quickjs 1.19.4 has wheels for CPython 3.11 and 3.12 on Linux x86-64, "
+        "macOS and Windows x86-64: use one of those (for example `python3.12 -m venv .venv`), "
+        "or build it from source with a C compiler: `pip install quickjs`. The rest of the "
+        "course runs without it."
+    ) from missing
 
 __all__ = ["Engine", "JSError"]
 
