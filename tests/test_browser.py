@@ -518,3 +518,14 @@ def test_close_never_answered_is_1006_at_the_closing_timeout(sim: wssim.Simulati
     sim.run(until=70)
     # close() at 0.54 (0.5 s after open), no answer: the 60 s closing timeout, no error.
     assert tab.console == [(0.04, "open 40"), (60.54, 'close 1006 "" false 60540')]
+
+
+def test_the_tab_counts_its_cached_pages(sim: wssim.Simulation) -> None:
+    start_server(sim)
+    tab = Tab(sim.host("laptop"))
+    tab.run_js(PAGE)
+    sim.at(1, tab.navigate)
+    sim.run(until=2)
+    assert tab.cached == 1
+    tab.back()
+    assert tab.cached == 0

@@ -52,7 +52,7 @@ def test_each_cause_seen_from_the_page_and_the_server() -> None:
         ("network partition", "nothing (still open)", "never", "Error 1006", "49.03 s"),
         ("idle timeout (reset)", 'close 1006 "" false', "0.00 s", "Error 1006", "0.00 s"),
         ("tab closed", "nothing (the tab is closed)", "(gone)", "OK 1001", "0.03 s"),
-        ("renderer crash", dead, "(gone)", "Error 1006", "0.01 s"),
+        ("renderer crash", dead, "(gone)", "OK 1001", "0.03 s"),
         ("browser crash", dead, "(gone)", "Error 1006", "0.01 s"),
         ("laptop asleep", f'close 1011 "{asleep}" true', "131.68 s", e1006, "49.03 s"),
         ("power lost", dead, "(gone)", "Error 1006", "49.03 s"),
@@ -71,8 +71,15 @@ def test_the_page_cannot_tell_403_from_503_but_the_server_can() -> None:
     assert [e.code for e in forbidden.trace.filter(kind="http", side="server")] == [403]
 
 
-def test_a_page_crash_sends_no_close_frame() -> None:
+def test_a_renderer_crash_still_closes_with_1001_but_a_browser_crash_does_not() -> None:
+    # The browser's network service closes a dead renderer's sockets (reality: tab-crash).
     d = pagecauses.renderer_crash(at=2)
+    close = d.trace.first(kind="frame", host="client", since=1)
+    assert close is not None and (close.time, close.text) == (
+        2.0,
+        "CLOSE 1001 (going away) [2 bytes]",
+    )
+    d = pagecauses.browser_crash(at=2)
     assert d.trace.first(kind="frame", host="client", since=1) is None
     fin = d.trace.first(kind="tcp", host="client", since=1)
     assert fin is not None and (fin.time, fin.text) == (2.0, "FIN")
@@ -98,7 +105,10 @@ def test_runs_are_deterministic() -> None:
         ({"sends": [(1, 2)]}, "sends must be (time, text) pairs"),
         ({"sends": [(-1, "x")]}, "sends time must be >= 0 seconds"),
         ({"connect_at": 2, "sends": [(1, "x")]}, "sends must come after connect_at (2 s)"),
-        ({"tab": [(1, "explode")]}, "action one of close, navigate, reload, crash"),
+        (
+            {"tab": [(1, "explode")]},
+            "action one of close, navigate, navigate-uncached, back, reload, crash",
+        ),
         ({"connect_at": "soon"}, "connect_at must be a finite number of seconds"),
     ],
 )
@@ -116,3 +126,18 @@ def test_bad_experiment_parameters_name_the_parameter() -> None:
         pagecauses.handshake_refused(status=404)
     with pytest.raises(ValueError, match="every must be a finite number"):
         pagecauses.flaky_link(every=0)
+
+
+def test_a_page_left_by_navigation_stays_connected_until_evicted_or_back() -> None:
+    cached = pagecauses.navigated_away(at=1)
+    assert (cached.page.sees, cached.page.knows) == ("nothing (cached, still open)", "never")
+    assert cached.server.at is None
+    evicted = pagecauses.navigated_away(at=1, until=700)
+    assert evicted.page.knows == "(gone)" and evicted.server.at == 601.03
+    uncached = pagecauses.navigated_away(at=1, cached=False)
+    assert uncached.page.sees == "nothing (the page is gone)" and uncached.server.at == 1.03
+    back = pagecauses.navigated_away(at=1, back_at=30)
+    assert back.page.sees == 'error, close 1006 "" false' and back.page.at == 30.0
+    assert back.server.at == 30.03
+    with pytest.raises(ValueError, match="back_at must come after at"):
+        pagecauses.navigated_away(at=5, back_at=5)

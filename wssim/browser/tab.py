@@ -136,6 +136,11 @@ class Tab:
             return "closed"
         return "frozen" if self._frozen else "hidden" if self._hidden else "visible"
 
+    @property
+    def cached(self) -> int:
+        """How many pages this tab holds in its back/forward cache."""
+        return sum(1 for page in self._history if page.cached)
+
     # Page code
 
     def run_js(self, source: str) -> Any:

@@ -7,10 +7,10 @@ a :class:`~wssim.lab.page.PageDiagnosis`. Where lesson 02's client pinged, the p
 not: browsers never send pings.
 
 Network: :func:`partition`, :func:`idle_timeout`, :func:`flaky_link`. The browser goes
-away: :func:`tab_closed`, :func:`renderer_crash`, :func:`browser_crash`, :func:`suspended`,
-:func:`power_lost`. Server overload: :func:`handshake_refused`, :func:`load_shed`,
-:func:`frozen_loop`. Server restart: :func:`deploy`. Protocol errors:
-:func:`message_too_big`.
+away: :func:`tab_closed`, :func:`navigated_away`, :func:`renderer_crash`,
+:func:`browser_crash`, :func:`suspended`, :func:`power_lost`. Server overload:
+:func:`handshake_refused`, :func:`load_shed`, :func:`frozen_loop`. Server restart:
+:func:`deploy`. Protocol errors: :func:`message_too_big`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "idle_timeout",
     "load_shed",
     "message_too_big",
+    "navigated_away",
     "partition",
     "power_lost",
     "renderer_crash",
@@ -130,9 +131,34 @@ def tab_closed(at: float = 1.0) -> PageDiagnosis:
     )
 
 
+def navigated_away(
+    at: float = 1.0,
+    *,
+    back_at: float | None = None,
+    cached: bool = True,
+    until: float | None = None,
+) -> PageDiagnosis:
+    """The user navigates away at ``at`` (:meth:`wssim.browser.Tab.navigate`) and, if
+    ``back_at``, comes back then (:meth:`wssim.browser.Tab.back`). With ``cached`` the page
+    waits in the back/forward cache, its connection open, as Chromium keeps a page with an
+    open WebSocket; ``cached=False`` is a page served with ``Cache-Control: no-store``.
+    The run lasts until ``until`` (10 s after the last action by default)."""
+    actions = [(at, "navigate" if cached else "navigate-uncached")]
+    if back_at is not None:
+        if back_at <= at:
+            raise ValueError(f"back_at must come after at ({at:g} s), got {back_at!r}")
+        actions.append((back_at, "back"))
+    name = "navigated away" + ("" if cached else " (no-store)") + (" and back" if back_at else "")
+    if until is not None:
+        name += f", {until:g} s run"
+    end = (back_at if back_at is not None else at) + 10 if until is None else until
+    return page_experiment(name, page=PagePlan(tab=actions), cause_at=at, until=end)
+
+
 def renderer_crash(at: float = 1.0) -> PageDiagnosis:
     """The tab's renderer process dies at ``at`` (:meth:`wssim.browser.Tab.crash`): the
-    browser and its OS live on."""
+    browser and its OS live on, and the browser closes the page's connections with 1001
+    (Chromium, in the reality suite's tab-crash scenario)."""
     return page_experiment(
         "renderer crash", page=PagePlan(tab=[(at, "crash")]), cause_at=at, until=at + 10
     )

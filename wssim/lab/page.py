@@ -53,9 +53,21 @@ ws.onclose = (e) => console.log("close", e.code, JSON.stringify(e.reason), e.was
 """The page of every experiment: one WebSocket, each event on the console (the reason as
 JSON, so that any reason reads back)."""
 
-LIFECYCLE = ("close", "navigate", "reload", "crash", "hide", "show", "freeze", "resume")
+LIFECYCLE = (
+    "close",
+    "navigate",
+    "navigate-uncached",
+    "back",
+    "reload",
+    "crash",
+    "hide",
+    "show",
+    "freeze",
+    "resume",
+)
 """What :attr:`PagePlan.tab` may do to the tab: the names of :class:`~wssim.browser.Tab`'s
-lifecycle methods."""
+lifecycle methods; ``"navigate-uncached"`` is ``navigate(bfcache=False)``, a page the
+browser does not keep in its back/forward cache."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,9 @@ class PageSeen:
         events: every event of its WebSocket, in order.
         state: the tab at the end (:attr:`wssim.browser.Tab.state`): ``"closed"`` for a
             tab the user closed, ``"crashed"`` for one that died with its renderer or its
-            host, else ``"visible"`` (or ``"hidden"``, ``"frozen"``).
+            host, else ``"visible"`` (or ``"hidden"``, ``"frozen"``); or, when the tab
+            navigated away from the page for good, ``"cached"`` (the page waits in the
+            back/forward cache) or ``"left"`` (it is gone).
         cause_at: when the cause happened; :attr:`after` is measured from it.
     """
 
@@ -193,6 +207,10 @@ class PageSeen:
             return "nothing (the tab is closed)"
         if self.state == "crashed":
             return "nothing (the page is dead)"
+        if self.state == "cached":
+            return "nothing (cached, still open)"
+        if self.state == "left":
+            return "nothing (the page is gone)"
         return "nothing (still open)"
 
     @property
@@ -201,7 +219,7 @@ class PageSeen:
         after = self.after
         if after is not None:
             return f"{after:.2f} s"
-        return "(gone)" if self.state in ("closed", "crashed") else "never"
+        return "(gone)" if self.state in ("closed", "crashed", "left") else "never"
 
 
 @dataclass(frozen=True)
@@ -299,13 +317,20 @@ def page_experiment(
         tab = Tab(sim.host(CLIENT))
         tab.run_js(page.script())
         for t, action in page.tab:
-            sim.at(t, getattr(tab, action))
+            if action == "navigate-uncached":
+                sim.at(t, lambda: tab.navigate(bfcache=False))
+            else:
+                sim.at(t, getattr(tab, action))
         for injection in injections:
             sim.inject(injection.fault, at=injection.at, duration=injection.duration)
         for t, fn in timed:
             sim.at(t, fn)
         trace = sim.run(until=until)
         state = tab.state  # while the simulation is on: its end takes every host down
+        moves = [a for _, a in page.tab if a in ("navigate", "navigate-uncached", "back")]
+        if state not in ("closed", "crashed") and moves and moves[-1] != "back":
+            # The page of the experiment was left: it waits in the cache, or it is gone.
+            state = "cached" if moves[-1] == "navigate" and tab.cached else "left"
     events = tuple(_event(t, line) for t, line in tab.console)
     return PageDiagnosis(
         cause=cause,
